@@ -1,0 +1,152 @@
+"""LLS — Local Learning rule inspired by neural activity Synchronization (arXiv 2405.15868).
+
+Every block learns only from its own output h(l): pool and flatten to a(l), L2-normalise,
+project on a fixed basis B(l) ∈ R^{C×T(l)} of one periodic waveform per class, and take the
+cross-entropy of z = a Bᵀ / τ. No gradient reaches an earlier block, and a block's graph is
+freed as soon as it has updated, so peak activation memory is that of the largest block.
+LLS-M scales the logits by a trainable M ∈ R^C (Eq. 5); LLS-MxM mixes them with a trainable
+M ∈ R^{C×C} (Eq. 6).
+"""
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llsbench.method import Method, SignalCost, StepResult
+from llsbench.options import Option
+
+BASES = ("sin-ref", "cos", "square", "random")
+FREQ_MIN, FREQ_MAX = 50.0, 512.0  # radians per index, as in the reference code
+
+
+def make_basis(kind: str, num_classes: int, width: int) -> torch.Tensor:
+    """The fixed basis B ∈ R^{C×T}: row c is g(f_c · t), f_c = linspace(50, 512, C).
+
+    `sin-ref`: sin(f t), t = 0…T−1 (reference code). `cos`: cos(f t), t = 1…T (paper text).
+    `square`: sign of `sin-ref`, with sign(0) taken as +1 so that every entry is ±1 (the
+    reference leaves 0 in column t = 0). `random`: 0.1·N(0, 1) from the global RNG.
+    Waveforms are evaluated in float64: f·t reaches 10⁶ rad, where float32 loses the phase.
+    """
+    if kind == "random":
+        return 0.1 * torch.randn(num_classes, width)
+    freqs = torch.linspace(FREQ_MIN, FREQ_MAX, num_classes, dtype=torch.float64)[:, None]
+    if kind == "cos":
+        basis = torch.cos(freqs * torch.arange(1, width + 1, dtype=torch.float64))
+    else:
+        basis = torch.sin(freqs * torch.arange(width, dtype=torch.float64))
+        if kind == "square":
+            basis = torch.where(basis >= 0, 1.0, -1.0)
+    return basis.float()
+
+
+def reduce_activation(h: torch.Tensor, pool_size: int | None) -> torch.Tensor:
+    """a(l): conv outputs average-pooled to pool×pool and flattened; linear outputs as they are."""
+    if h.dim() == 4 and pool_size is not None:
+        h = F.adaptive_avg_pool2d(h, pool_size)
+    return h.flatten(1)
+
+
+class Projection(nn.Module):
+    """One block's fixed basis (a buffer) and, for LLS-M / LLS-MxM, its trainable M."""
+
+    def __init__(self, basis: torch.Tensor, modulation: str | None):
+        super().__init__()
+        self.register_buffer("basis", basis)
+        c = basis.shape[0]
+        self.modulation = modulation
+        shape = {None: None, "m": (c,), "mxm": (c, c)}[modulation]
+        self.m = nn.Parameter(0.01 * torch.randn(shape)) if shape else None
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        z = a @ self.basis.T
+        if self.modulation == "m":
+            z = z * self.m
+        elif self.modulation == "mxm":
+            z = z @ self.m
+        return z
+
+
+class LLS(Method):
+    name = "lls"
+    summary = "local loss per block on a fixed periodic (or random) basis; no extra parameters"
+    complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l)"}
+    modulation: str | None = None
+    options = {
+        "basis": Option("sin-ref", "fixed basis g(·): sin-ref (reference code), cos (paper), square, random",
+                        BASES),
+        "temperature": Option(0.5, "temperature τ of the local cross-entropy"),
+        "normalize": Option("auto", "L2-normalise a(l) before projecting; auto = reference behaviour "
+                                    "(on for waveform bases, off for random)", ("auto", "on", "off")),
+    }
+
+    def build_aux(self) -> nn.Module:
+        width = [self.signal_width(i) for i in range(len(self.model.blocks))]
+        return nn.ModuleList(Projection(make_basis(self.config["basis"], self.num_classes, t), self.modulation)
+                             for t in width)
+
+    def parameter_groups(self):
+        return self.block_groups()
+
+    @property
+    def normalizes(self) -> bool:
+        mode = self.config["normalize"]
+        return mode == "on" or (mode == "auto" and self.config["basis"] != "random")
+
+    def local_logits(self, index: int, h: torch.Tensor) -> torch.Tensor:
+        a = reduce_activation(h, self.model.blocks[index].pool_size)
+        if self.normalizes:
+            a = F.normalize(a, dim=1)
+        return self.aux[index](a) / self.config["temperature"]
+
+    def step(self, x, y):
+        local, h = {}, x
+        for i, (block, opt) in enumerate(zip(self.model.blocks, self.optimizers)):
+            out = block(h.detach())  # detached input: nothing flows to earlier blocks
+            loss = F.cross_entropy(self.local_logits(i, out), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # frees this block's graph: only one block's activations live at a time
+            self.update(opt)
+            local[f"block{i}"] = loss.detach()
+            h = block.post(out.detach())
+        head_opt = self.optimizers[-1]
+        logits = self.model.head(h)
+        loss = F.cross_entropy(logits, y)
+        head_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.update(head_opt)
+        return StepResult(loss.detach(), logits.detach(), local)
+
+    def modulation_macs(self) -> tuple[int, str]:
+        return 0, ""
+
+    def learning_signal_cost(self):
+        """The projection z = a Bᵀ (C·T MACs) and the error's way back e B (C·T MACs)."""
+        extra, extra_formula = self.modulation_macs()
+        costs = []
+        for i, name in enumerate(self.block_names()):
+            t = self.signal_width(i)
+            costs.append(SignalCost(name, 2 * self.num_classes * t + extra, f"2·C·T = 2·{self.num_classes}·{t}"
+                                    + extra_formula))
+        return costs
+
+
+class LLSM(LLS):
+    name = "lls-m"
+    summary = "LLS with a trainable per-class scale M ∈ R^C per block (Eq. 5)"
+    modulation = "m"
+
+    def modulation_macs(self):
+        return 2 * self.num_classes, " + 2·C"
+
+
+class LLSMxM(LLS):
+    name = "lls-mxm"
+    summary = "LLS with a trainable class-mixing matrix M ∈ R^{C×C} per block (Eq. 6)"
+    modulation = "mxm"
+
+    def modulation_macs(self):
+        return 2 * self.num_classes ** 2, " + 2·C²"
+
+

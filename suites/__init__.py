@@ -1,0 +1,1 @@
+"""Built-in suite files (YAML), found by name."""
