@@ -1,0 +1,24 @@
+"""The `llsbench` command line: one module per command group, assembled here."""
+from __future__ import annotations
+
+import click
+
+from llsbench import __version__
+from llsbench.cli.common import UserErrorGroup
+from llsbench.cli.listing import list_cmd
+from llsbench.cli.run import run
+
+
+@click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llsbench")
+def cli() -> None:
+    """Train, measure and compare learning rules for deep networks (BP, LLS, DFA, DRTP,
+    PEPITA, Local Losses) on equal terms."""
+
+
+cli.add_command(run)
+cli.add_command(list_cmd)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,123 @@
+"""MLflow tracking of runs: the full resolved configuration as params, per-epoch metrics,
+tags for provenance (git commit, package versions, device), and the final summary.
+
+Tracking follows MLflow's own default (a SQLite `mlflow.db` in the working directory) unless
+`MLFLOW_TRACKING_URI` or an explicit `tracking_uri` says otherwise.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from llsbench.trainer import Callback
+
+if TYPE_CHECKING:
+    from llsbench.trainer import RunResult, Trainer
+
+DEFAULT_EXPERIMENT = "llsbench"
+_PACKAGES = ("llsbench", "torch", "torchvision", "schedulefree", "mlflow", "fvcore", "numpy")
+
+
+def client(tracking_uri: str | None = None) -> MlflowClient:
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    return MlflowClient()
+
+
+def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None) -> str:
+    """The experiment's id, creating it first (do this before any worker starts)."""
+    c = client(tracking_uri)
+    found = c.get_experiment_by_name(name)
+    return found.experiment_id if found else c.create_experiment(name)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags(device: torch.device) -> dict[str, str]:
+    tags = {"git_commit": git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
+            "device": str(device), "device_name": device_name(device)}
+    for pkg in _PACKAGES:
+        try:
+            tags[f"version.{pkg}"] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return tags
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class MlflowLogger(Callback):
+    """Trainer callback that records one run in MLflow (optionally nested under a parent)."""
+
+    def __init__(self, experiment: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None,
+                 run_name: str | None = None, tags: dict[str, str] | None = None,
+                 parent_run_id: str | None = None, run_id: str | None = None):
+        self.client = client(tracking_uri)
+        self.experiment_id = ensure_experiment(experiment)
+        self.run_name, self.extra_tags, self.parent_run_id = run_name, dict(tags or {}), parent_run_id
+        self.run_id = run_id  # set to continue an existing (interrupted) run
+
+    def on_start(self, trainer: "Trainer") -> None:
+        tags = {**environment_tags(trainer.device), **self.extra_tags,
+                "method": trainer.config.method, "model": trainer.config.model, "dataset": trainer.config.dataset}
+        if self.parent_run_id:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        if self.run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name or self._default_name(trainer),
+                                         tags=tags)
+            self.run_id = run.info.run_id
+            params = {**trainer.config.to_params(), **{f"data.{k}": str(v) for k, v in trainer.data.describe().items()},
+                      **{f"method.{k}": str(v) for k, v in trainer.method.config.items()}}
+            for chunk in _chunks([Param(k, v[:6000]) for k, v in params.items()], 100):
+                self.client.log_batch(self.run_id, params=chunk)
+        else:
+            self.client.update_run(self.run_id, status="RUNNING")
+
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
+        step = int(metrics["epoch"])
+        self.log_metrics(metrics, step)
+
+    def on_end(self, trainer: "Trainer", result: "RunResult") -> None:
+        self.log_metrics(result.summary, step=len(result.history))
+        tags = [RunTag("status", result.status)]
+        if result.reason:
+            tags.append(RunTag("failure_reason", result.reason[:5000]))
+        self.client.log_batch(self.run_id, tags=tags)
+        self.client.set_terminated(self.run_id, "FINISHED" if result.status == "finished" else "FAILED")
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for chunk in _chunks(items, 500):
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    @staticmethod
+    def _default_name(trainer: "Trainer") -> str:
+        c = trainer.config
+        return f"{c.method}-{c.model}-{c.dataset}-s{c.seed}"

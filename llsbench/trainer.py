@@ -1,0 +1,228 @@
+"""The one training loop every learning rule runs through.
+
+The trainer knows models, data and the `Method` contract, never a rule's name. Each epoch:
+the rule's `step` on every batch, then — with the rule's optimisers in eval mode — BatchNorm
+statistics re-estimated on training batches (a plain forward: no rule updates anything
+there), then evaluation. A non-finite loss ends the run as failed with its reason.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from llsbench.config import RunConfig, resolve_device
+from llsbench.data import load_data
+from llsbench.method import Method
+from llsbench.method_registry import create_method
+from llsbench.models import create_model
+from llsbench.optim import optimizer_factory
+
+
+@dataclass
+class RunResult:
+    status: str  # "finished" or "failed"
+    reason: str
+    history: list[dict[str, float]]
+    summary: dict[str, float] = field(default_factory=dict)
+
+
+class Callback:
+    """Hooks into the loop (MLflow logging, probes such as update/gradient angles, profiles).
+    Override what you need; `on_step_end` runs after every training step with that batch."""
+
+    def on_start(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer", step: int, x: torch.Tensor, y: torch.Tensor) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
+    def on_end(self, trainer: "Trainer", result: RunResult) -> None: ...
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Trainer:
+    """Builds data, model and rule from a `RunConfig`, then `fit()`s.
+
+    With `checkpoint`, the state after every epoch is saved there (rule optimisers in eval
+    mode, as schedule-free optimisers require) and a later Trainer with the same path
+    resumes from it.
+    """
+
+    def __init__(self, config: RunConfig, callbacks: Iterable[Callback] = (), progress: bool = True,
+                 checkpoint: str | Path | None = None):
+        self.config = config.validate()
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data = load_data(config.dataset, data_dir=config.data_dir, download=config.download,
+                              batch_size=config.batch_size, test_batch_size=config.test_batch_size,
+                              device=self.device, seed=config.seed, num_workers=config.num_workers,
+                              train_subset=config.train_subset)
+        spec = self.data.spec
+        self.input_shape = (spec.in_channels, spec.image_size, spec.image_size)
+        self.model = create_model(config.model, in_channels=spec.in_channels, num_classes=spec.num_classes,
+                                  image_size=spec.image_size, **config.model_options).to(self.device)
+        self.method: Method = create_method(
+            config.method, self.model, num_classes=spec.num_classes, input_shape=self.input_shape,
+            optimizer=optimizer_factory(config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+                                        momentum=config.momentum),
+            **config.method_options)
+        self.epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ---- the loop ---------------------------------------------------------------------
+    def fit(self) -> RunResult:
+        self._resume()
+        for cb in self.callbacks:
+            cb.on_start(self)
+        status, reason = "finished", ""
+        try:
+            while self.epoch < self.config.epochs:
+                metrics = self.train_epoch(self.epoch)
+                metrics.update(self.evaluate())
+                self.history.append(metrics)
+                self.epoch += 1
+                self._save_checkpoint()
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, metrics)
+        except NonFiniteLoss as exc:
+            status, reason = "failed", str(exc)
+        result = RunResult(status, reason, self.history, self.summary())
+        for cb in self.callbacks:
+            cb.on_end(self, result)
+        return result
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        self.method.train()
+        self.data.train.set_epoch(epoch)
+        batches = self._limited(self.data.train, self.config.limit_train_batches)
+        totals: dict[str, float] = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
+        local: dict[str, float] = {}
+        data_time = step_time = 0.0
+        bar = tqdm(total=batches[1], desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
+                   disable=not self.progress)
+        tick = time.perf_counter()
+        for step, (x, y) in enumerate(batches[0]):
+            loaded = time.perf_counter()
+            out = self.method.step(x, y)
+            self._sync()
+            done = time.perf_counter()
+            data_time, step_time = data_time + loaded - tick, step_time + done - loaded
+            loss = out.loss.item()
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}")
+            n = y.shape[0]
+            totals["loss"] += loss * n
+            totals["correct"] += (out.logits.argmax(1) == y).sum().item()
+            totals["seen"] += n
+            for name, value in out.local_losses.items():
+                local[name] = local.get(name, 0.0) + value.item() * n
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            for cb in self.callbacks:
+                cb.on_step_end(self, self.global_step, x, y)
+            self.global_step += 1
+            tick = time.perf_counter()
+        bar.close()
+        seen = max(totals["seen"], 1.0)
+        metrics = {"epoch": float(epoch + 1), "train_loss": totals["loss"] / seen,
+                   "train_acc": 100.0 * totals["correct"] / seen, "epoch_time": data_time + step_time,
+                   "step_time": step_time / max(batches[1], 1), "data_time_share": data_time / max(
+                       data_time + step_time, 1e-12), "images_per_s": seen / max(data_time + step_time, 1e-12)}
+        metrics.update({f"local_loss_{k}": v / seen for k, v in local.items()})
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Test metrics with the rule's evaluation weights and re-estimated BN statistics."""
+        start = time.perf_counter()
+        self.method.eval()
+        self.recalibrate_batchnorm()
+        self.model.eval()
+        batches, _ = self._limited(self.data.test, self.config.limit_test_batches)
+        loss = top1 = top5 = seen = 0.0
+        for x, y in batches:
+            logits = self.model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            top1 += (top[:, 0] == y).sum().item()
+            top5 += (top == y[:, None]).any(dim=1).sum().item()
+            seen += y.shape[0]
+        seen = max(seen, 1.0)
+        metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen, "eval_time": time.perf_counter() - start}
+        if self.data.spec.num_classes > 5:
+            metrics["test_top5"] = 100.0 * top5 / seen
+        return metrics
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self) -> None:
+        """Schedule-free eval weights differ from the ones BN statistics were gathered with:
+        re-estimate them on `bn_batches` training batches (plain forward, so no rule updates)."""
+        if self.config.bn_batches == 0:
+            return
+        self.model.train()
+        for x, _ in itertools.islice(self.data.train, self.config.bn_batches):
+            self.model(x)
+
+    def summary(self) -> dict[str, float]:
+        if not self.history:
+            return {}
+        last = self.history[-1]
+        out = {"final_test_acc": last["test_acc"], "best_test_acc": max(h["test_acc"] for h in self.history),
+               "final_train_acc": last["train_acc"], "epochs_done": float(len(self.history)),
+               "total_time": sum(h["epoch_time"] + h["eval_time"] for h in self.history),
+               "extra_parameters": float(self.method.extra_parameters()),
+               "model_parameters": float(sum(p.numel() for p in self.model.parameters()))}
+        if "test_top5" in last:
+            out["final_test_top5"] = last["test_top5"]
+        return out
+
+    # ---- helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _limited(batches, limit: int | None) -> tuple[Any, int]:
+        total = len(batches) if limit is None else min(limit, len(batches))
+        return itertools.islice(batches, total), total
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: call with the rule's optimisers in eval mode."""
+        return {"epoch": self.epoch, "global_step": self.global_step, "history": self.history, "model": self.model.state_dict(),
+                "method": self.method.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], state["history"]
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(self.checkpoint)  # atomic: a kill mid-write never leaves a torn checkpoint
+
+    def _resume(self) -> None:
+        if self.checkpoint is not None and self.checkpoint.exists():
+            self.method.eval()
+            self.load_state_dict(torch.load(self.checkpoint, map_location=self.device, weights_only=False))

@@ -1,0 +1,18 @@
+"""Developer sessions. `nox -s tests` runs the test suite in the environment it is started
+from (install first with `pip install -e ".[test]"`, as README.md says), so CI and users test
+exactly the install they made."""
+import nox
+
+nox.options.sessions = ["tests"]
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """The whole test suite (uses real MNIST from LLSBENCH_DATA_DIR)."""
+    session.run("python", "-m", "pytest", "-q", "-ra", "--durations=15", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def quick(session: nox.Session) -> None:
+    """Tests that need no real dataset and train for seconds at most."""
+    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
