@@ -41,6 +41,25 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None =
     return found.experiment_id if found else c.create_experiment(name)
 
 
+def find_runs(c: MlflowClient, experiment_id: str, tags: dict[str, str], status: str | None = None) -> list:
+    """Runs of the experiment whose tags have these values (and this status), newest first."""
+    clauses = [f"tags.`{k}` = {_quoted(v)}" for k, v in tags.items()]
+    if status:
+        clauses.append(f"attributes.status = {_quoted(status)}")
+    runs, token = [], None
+    while True:
+        page = c.search_runs([experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"],
+                             max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _quoted(value: str) -> str:
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
