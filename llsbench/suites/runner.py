@@ -1,0 +1,177 @@
+"""Running cells: `run_cell` is one cell from its pure description (so cells could be fanned
+out over GPUs or Ray workers later); `run_suite` runs a list of them in order under one MLflow
+parent run.
+
+A cell already FINISHED in MLflow with the same key is skipped; a cell with a checkpoint
+continues from it and in the same MLflow run; a cell that fails (diverges, misses its data,
+raises) is recorded as a FAILED run and the suite goes on; Ctrl-C marks the current cell's run
+KILLED, keeps its checkpoint and stops the suite (`SuiteInterrupted`).
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from mlflow.entities import Param, RunTag
+
+from llsbench import tracking
+from llsbench.config import resolve_device
+from llsbench.errors import LLSBenchError
+from llsbench.profiling.callback import ProfileCallback
+from llsbench.suites.cells import Cell
+from llsbench.suites.faults import crash_hooks
+from llsbench.suites.resume import DEFAULT_RUN_DIR, CellDir, CellLedger, continuable_run
+from llsbench.suites.schema import Suite
+from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger, ensure_experiment, find_runs
+from llsbench.trainer import Callback, Trainer
+
+STATUSES = ("finished", "skipped", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how cells run; none of it changes what a cell is (or its key)."""
+
+    tracking_uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    device: str = "auto"
+    data_dir: str | None = None
+    download: bool = False
+    num_workers: int = 0
+    progress: bool = False
+    profile: bool = True  # log the rule's MACs / memory profile to each cell's run before training
+    parent_run_id: str | None = None
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # one of STATUSES
+    run_id: str | None = None
+    reason: str = ""
+    final_test_acc: float | None = None
+    resumed_from: int | None = None  # epoch the cell continued from, when it resumed
+    seconds: float = 0.0
+
+
+@dataclass
+class SuiteInterrupted(Exception):
+    """Ctrl-C: the outcomes so far (the last one `interrupted`) and the parent run."""
+
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    parent_run_id: str | None = None
+
+
+def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) -> CellOutcome:
+    """Run one cell to the end unless it is already finished in the tracking store."""
+    client = tracking.client(ctx.tracking_uri)
+    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
+    cell_dir = CellDir(ctx.run_dir, cell)
+    finished = find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key}, status="FINISHED")
+    if finished:
+        cell_dir.clear()  # a crash after the run finished may have left it behind
+        return CellOutcome(cell, "skipped", finished[0].info.run_id,
+                           final_test_acc=finished[0].data.metrics.get("final_test_acc"))
+    cell_dir.prepare()
+    logger = MlflowLogger(ctx.experiment, ctx.tracking_uri, run_name=cell.label, tags=cell.tags(),
+                          parent_run_id=ctx.parent_run_id, run_id=continuable_run(client, cell_dir.run_id()))
+    ledger = CellLedger(logger, cell_dir)
+    start = time.perf_counter()
+    try:
+        config = cell.run_config(device=ctx.device, data_dir=ctx.data_dir, download=ctx.download,
+                                 num_workers=ctx.num_workers)
+        profile = [ProfileCallback()] if ctx.profile else []
+        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), logger, ledger, *profile, *callbacks],
+                          progress=ctx.progress, checkpoint=cell_dir.checkpoint)
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        if logger.run_id is not None:
+            client.set_terminated(logger.run_id, "KILLED")
+        raise
+    except Exception as exc:  # a failed cell must not stop the suite
+        reason = str(exc) if isinstance(exc, LLSBenchError) else f"{type(exc).__name__}: {exc}"
+        run_id = _record_failure(client, experiment_id, logger, cell, ctx, reason, traceback.format_exc())
+        cell_dir.clear()
+        return CellOutcome(cell, "failed", run_id, reason, resumed_from=ledger.resumed_from,
+                           seconds=time.perf_counter() - start)
+    cell_dir.clear()
+    status = "finished" if result.status == "finished" else "failed"
+    return CellOutcome(cell, status, logger.run_id, result.reason, result.summary.get("final_test_acc"),
+                       ledger.resumed_from, time.perf_counter() - start)
+
+
+def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell, ctx: RunContext, reason: str,
+                    trace: str) -> str:
+    """Mark the cell's run FAILED with its reason; create the run if the cell never started."""
+    run_id = logger.run_id
+    if run_id is None:
+        tags = {**cell.tags(), "method": cell.method, "model": cell.model, "dataset": cell.dataset}
+        if ctx.parent_run_id:
+            tags["mlflow.parentRunId"] = ctx.parent_run_id
+        run_id = client.create_run(experiment_id, run_name=cell.label, tags=tags).info.run_id
+        params = cell.run_config(device=ctx.device, data_dir=ctx.data_dir).to_params()
+        client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    client.log_batch(run_id, tags=[RunTag("status", "failed"), RunTag("failure_reason", reason[:5000]),
+                                   RunTag("failure_traceback", trace[-5000:])])
+    client.set_terminated(run_id, "FAILED")
+    return run_id
+
+
+def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: str,
+              echo: Callable[[str], None] = print,
+              callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: ()) -> tuple[str, list[CellOutcome]]:
+    """Every cell in order under one new parent run; returns its id and the outcomes.
+    Raises `SuiteInterrupted` on Ctrl-C, after marking the parent run KILLED."""
+    client = tracking.client(ctx.tracking_uri)
+    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)  # before any cell (or worker) starts
+    parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
+                                  tags=_parent_tags(suite, cells, ctx, command)).info.run_id
+    ctx = replace(ctx, parent_run_id=parent_id)
+    outcomes: list[CellOutcome] = []
+    width = len(str(len(cells)))
+    for i, cell in enumerate(cells, 1):
+        prefix = f"[{i:>{width}}/{len(cells)}] {cell.label}"
+        try:
+            outcome = run_cell(cell, ctx, callbacks(cell))
+        except KeyboardInterrupt:
+            outcomes.append(CellOutcome(cell, "interrupted", reason="Ctrl-C"))
+            echo(f"{prefix}: interrupted")
+            _close_parent(client, parent_id, outcomes, "KILLED")
+            raise SuiteInterrupted(outcomes, parent_id) from None
+        outcomes.append(outcome)
+        echo(f"{prefix}: {describe(outcome)}")
+    _close_parent(client, parent_id, outcomes, "FINISHED")
+    return parent_id, outcomes
+
+
+def describe(outcome: CellOutcome) -> str:
+    text = outcome.status
+    if outcome.final_test_acc is not None:
+        text += f", test acc {outcome.final_test_acc:.2f}%"
+    if outcome.resumed_from:
+        text += f", resumed from epoch {outcome.resumed_from}"
+    if outcome.seconds:
+        text += f" ({outcome.seconds:.1f} s)"
+    if outcome.reason:
+        text += f": {outcome.reason}"
+    return text
+
+
+def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: str) -> dict[str, str]:
+    budgets = sorted({c.budget_text for c in cells})
+    seeds = sorted({c.seed for c in cells})
+    note = suite.description + "".join(f"\n\n**{k}**: {v}" for k, v in suite.notes.items())
+    return {**tracking.environment_tags(resolve_device(ctx.device)), "suite": suite.name, "role": "suite",
+            "suite_file": str(suite.path), "command": command, "budget": "; ".join(budgets) or "none",
+            "seeds": ",".join(map(str, seeds)), "cells": str(len(cells)), "run_dir": str(ctx.run_dir),
+            "mlflow.note.content": note[:5000]}
+
+
+def _close_parent(client, parent_id: str, outcomes: list[CellOutcome], status: str) -> None:
+    counts = {f"cells_{s}": str(sum(o.status == s for o in outcomes)) for s in STATUSES}
+    client.log_batch(parent_id, tags=[RunTag(k, v) for k, v in counts.items()])
+    client.set_terminated(parent_id, status)
