@@ -6,7 +6,10 @@ import click
 from llsbench import __version__
 from llsbench.cli.common import UserErrorGroup
 from llsbench.cli.listing import list_cmd
+from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
+from llsbench.cli.suite import suite_cmd
+from llsbench.cli.ui import ui_cmd
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +21,9 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(list_cmd)
+run.add_command(suite_cmd)
+cli.add_command(report_cmd)
+cli.add_command(ui_cmd)
 
 
 def main() -> None:
