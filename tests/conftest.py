@@ -1,0 +1,27 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    """Real MNIST in torchvision layout: LLSBENCH_DATA_DIR (relative to the repo root if relative)."""
+    value = os.environ.get("LLSBENCH_DATA_DIR", "../shared/data")
+    path = Path(value)
+    return path if path.is_absolute() else (REPO / path).resolve()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    path = _data_dir()
+    if not (path / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.fail(f"real MNIST not found under {path}; set LLSBENCH_DATA_DIR to the shared data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """One SQLite MLflow store per test session (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
