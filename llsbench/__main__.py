@@ -1,0 +1,3 @@
+from llsbench.cli import main
+
+main()
