@@ -26,6 +26,8 @@ class RunConfig:
     lr: float = 5e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
+    lr_milestones: list[int] = field(default_factory=list)  # epochs after which every lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
     seed: int = 0
     device: str = "auto"
     limit_train_batches: int | None = None  # cap on training batches per epoch (a shortened budget)
@@ -46,6 +48,9 @@ class RunConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        _milestones(self.lr_milestones)
+        if not self.lr_gamma > 0:
+            raise ConfigError(f"lr_gamma must be positive, got {self.lr_gamma}")
         resolve_device(self.device)
         return self
 
@@ -71,6 +76,12 @@ class RunConfig:
 def _positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _milestones(value: list[int]) -> None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in value)
+    if not ok or list(value) != sorted(set(value)):
+        raise ConfigError(f"lr_milestones must be a list of increasing positive epochs (e.g. [60, 90]), got {value!r}")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -77,6 +77,9 @@ class Trainer:
             optimizer=optimizer_factory(config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                         momentum=config.momentum),
             **config.method_options)
+        # Step-wise lr decay (e.g. PEPITA's x0.1 at epochs 60 and 90), on every optimiser of the rule.
+        self.schedulers = [torch.optim.lr_scheduler.MultiStepLR(opt, config.lr_milestones, config.lr_gamma)
+                           for opt in self.method.optimizers] if config.lr_milestones else []
         self.epoch = 0
         self.global_step = 0
         self.history: list[dict[str, float]] = []
@@ -90,6 +93,8 @@ class Trainer:
         try:
             while self.epoch < self.config.epochs:
                 metrics = self.train_epoch(self.epoch)
+                for scheduler in self.schedulers:
+                    scheduler.step()
                 metrics.update(self.evaluate())
                 self.history.append(metrics)
                 self.epoch += 1
@@ -203,13 +208,16 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: call with the rule's optimisers in eval mode."""
         return {"epoch": self.epoch, "global_step": self.global_step, "history": self.history, "model": self.model.state_dict(),
-                "method": self.method.state_dict(), "rng": torch.get_rng_state(),
+                "method": self.method.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers],
+                "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], state["history"]
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
+        for scheduler, scheduler_state in zip(self.schedulers, state.get("schedulers", []), strict=False):
+            scheduler.load_state_dict(scheduler_state)
         torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
