@@ -5,10 +5,12 @@ project on a fixed basis B(l) ∈ R^{C×T(l)} of one periodic waveform per class
 cross-entropy of z = a Bᵀ / τ. No gradient reaches an earlier block, and a block's graph is
 freed as soon as it has updated, so peak activation memory is that of the largest block.
 LLS-M scales the logits by a trainable M ∈ R^C (Eq. 5); LLS-MxM mixes them with a trainable
-M ∈ R^{C×C} (Eq. 6).
+M ∈ R^{C×C} (Eq. 6). `BlockLocalMethod` is the step every such block-local rule shares
+(Local Losses and PredSim in `local_losses.py` build on it too).
 """
 from __future__ import annotations
 
+import abc
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +70,43 @@ class Projection(nn.Module):
         return z
 
 
-class LLS(Method):
+class BlockLocalMethod(Method):
+    """A rule under which every block learns only from a loss on its own output h(l).
+
+    `step` walks the blocks: detached input (nothing flows to an earlier block), the block's
+    `local_loss`, backward (which frees that block's graph, so only one block's activations
+    live at a time), the block's own optimiser; then the head with cross-entropy on the
+    detached last block output. Subclasses define `local_loss` and, in `build_aux`, one aux
+    module per block (its trainable parameters join that block's optimiser).
+    """
+
+    def parameter_groups(self):
+        return self.block_groups()
+
+    @abc.abstractmethod
+    def local_loss(self, index: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Block `index`'s loss from its output `h` and the labels `y`."""
+
+    def step(self, x, y):
+        local, h = {}, x
+        for i, (block, opt) in enumerate(zip(self.model.blocks, self.optimizers)):
+            out = block(h.detach())  # detached input: nothing flows to earlier blocks
+            loss = self.local_loss(i, out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # frees this block's graph: only one block's activations live at a time
+            self.update(opt)
+            local[f"block{i}"] = loss.detach()
+            h = block.post(out.detach())
+        head_opt = self.optimizers[-1]
+        logits = self.model.head(h)
+        loss = F.cross_entropy(logits, y)
+        head_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.update(head_opt)
+        return StepResult(loss.detach(), logits.detach(), local)
+
+
+class LLS(BlockLocalMethod):
     name = "lls"
     summary = "local loss per block on a fixed periodic (or random) basis; no extra parameters"
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l)"}
@@ -86,9 +124,6 @@ class LLS(Method):
         return nn.ModuleList(Projection(make_basis(self.config["basis"], self.num_classes, t), self.modulation)
                              for t in width)
 
-    def parameter_groups(self):
-        return self.block_groups()
-
     @property
     def normalizes(self) -> bool:
         mode = self.config["normalize"]
@@ -100,23 +135,8 @@ class LLS(Method):
             a = F.normalize(a, dim=1)
         return self.aux[index](a) / self.config["temperature"]
 
-    def step(self, x, y):
-        local, h = {}, x
-        for i, (block, opt) in enumerate(zip(self.model.blocks, self.optimizers)):
-            out = block(h.detach())  # detached input: nothing flows to earlier blocks
-            loss = F.cross_entropy(self.local_logits(i, out), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # frees this block's graph: only one block's activations live at a time
-            self.update(opt)
-            local[f"block{i}"] = loss.detach()
-            h = block.post(out.detach())
-        head_opt = self.optimizers[-1]
-        logits = self.model.head(h)
-        loss = F.cross_entropy(logits, y)
-        head_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.update(head_opt)
-        return StepResult(loss.detach(), logits.detach(), local)
+    def local_loss(self, index, h, y):
+        return F.cross_entropy(self.local_logits(index, h), y)
 
     def modulation_macs(self) -> tuple[int, str]:
         return 0, ""
