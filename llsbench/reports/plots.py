@@ -27,13 +27,15 @@ def accuracy_curves(cells: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Pa
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
         part = data[(data[PANEL] == pd.Series(panel._asdict())).all(axis=1)]
-        for method in dict.fromkeys(cells["method"]):
+        colors = _colors(cells["method"])
+        for method in colors:
             stats = part[part["method"] == method].groupby("step")["value"].agg(["mean", "std"]).fillna(0.0)
             if stats.empty:
                 continue
-            line, = ax.plot(stats.index, stats["mean"], marker="." if len(stats) < 30 else None, label=method)
+            ax.plot(stats.index, stats["mean"], marker="." if len(stats) < 30 else None, label=method,
+                    color=colors[method])
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=line.get_color(), alpha=0.15)
+                            color=colors[method], alpha=0.12)
         ax.set(title=_title(panel), xlabel="epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -48,15 +50,22 @@ def accuracy_vs_cost(table: pd.DataFrame, metric: str, path: Path) -> Path:
     for ax, panel in zip(axes, panels):
         part = table[(table[PANEL] == pd.Series(panel._asdict())).all(axis=1)].dropna(subset=[metric])
         part = part[part[metric] > 0]
+        colors = _colors(table["method"])
         for row in part.itertuples():
             spread = 0.0 if pd.isna(row.test_acc_std) else row.test_acc_std
-            ax.errorbar(getattr(row, metric), row.test_acc_mean, yerr=spread, fmt="o", capsize=3)
-            ax.annotate(row.method, (getattr(row, metric), row.test_acc_mean), textcoords="offset points",
-                        xytext=(4, 4), fontsize="small")
+            ax.errorbar(getattr(row, metric), row.test_acc_mean, yerr=spread, fmt="o", capsize=3,
+                        color=colors[row.method], label=row.method)
         ax.set_xscale("log")
         ax.set(title=_title(panel), xlabel=COST_AXES[metric][1], ylabel="test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def _colors(methods: pd.Series) -> dict:
+    """One colour per method, the same in every figure (20 distinct before any repeats)."""
+    palette = plt.get_cmap("tab20").colors
+    return {m: palette[(2 * i) % 20 + (2 * i) // 20 % 2] for i, m in enumerate(dict.fromkeys(methods))}
 
 
 def _grid(n: int):
