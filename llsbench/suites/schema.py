@@ -8,8 +8,10 @@ A suite is data (lm-evaluation-harness style): a YAML mapping with
     settings                   RunConfig fields shared by every cell (epochs, lr, ...)
     matrix                     the main block: datasets × models × methods
     extra                      more blocks (each with a `name`; `optional: true` runs only on request)
-    overrides                  per-cell changes: `when` a cell matches, set its dataset variant,
-                               settings, model or method options
+    overrides                  per-cell changes, applied in file order: `when` a cell matches (by
+                               block, dataset as the matrix names it, model or method label or
+                               registered name), set its `dataset` variant (e.g. cifar10 →
+                               cifar10-aug), `settings`, `model_options` or `method_options`
     notes                      free text (name → text): where the paper's own choice is ambiguous
 
 A block has `datasets` (names), `models` (a name, or {model, label, options}), `methods`
