@@ -137,6 +137,7 @@ GOOD = {"name": "mine", "description": "a small suite", "seeds": 1, "settings": 
     (lambda d: d.update(seeds="five"), "seeds", "must be a count >= 1 or a list"),
     (lambda d: d["matrix"].update(methods="bp"), "matrix.methods", "must be a non-empty list"),
     (lambda d: d.pop("matrix"), "matrix", "missing (required)"),
+    (lambda d: d.update(name="my suite"), "name", "must be letters, digits"),
     (lambda d: d["matrix"].pop("models"), "matrix.models", "missing (required)"),
     (lambda d: d.update(epochs=3), "epochs", "unknown key; allowed keys: name, description"),
     (lambda d: d["settings"].update(device="cuda"), "settings.device", "chosen when the suite runs"),

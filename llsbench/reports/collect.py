@@ -37,7 +37,7 @@ def metric_curves(run_ids: list[str], metric: str = "test_acc", *, tracking_uri:
 def suite_invocations(runs: pd.DataFrame, *, tracking_uri: str | None = None) -> list[dict[str, str]]:
     """The parent runs (suite invocations) the cells ran under: their tags, oldest first."""
     c = tracking.client(tracking_uri)
-    ids = [i for i in dict.fromkeys(runs.get("tags.mlflow.parentRunId", pd.Series(dtype=str)).dropna())]
+    ids = list(dict.fromkeys(runs.get("tags.mlflow.parentRunId", pd.Series(dtype=str)).dropna()))
     parents = []
     for run_id in ids:
         try:

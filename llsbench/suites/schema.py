@@ -20,6 +20,7 @@ A block has `datasets` (names), `models` (a name, or {model, label, options}), `
 """
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -198,7 +199,9 @@ def parse_suite(data: Any, path: Path) -> Suite:
     budget = r.text(top.get("budget", "paper"), "budget")
     if budget in ("shortened", "modified"):
         raise r.fail("budget", "'shortened' and 'modified' are reserved for runs changed on the command line")
-    return Suite(name=r.text(top["name"], "name"), description=r.text(top["description"], "description"), path=path,
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", r.text(top["name"], "name")):
+        raise r.fail("name", f"{top['name']!r} must be letters, digits, '.', '_' or '-' (it names result files)")
+    return Suite(name=top["name"], description=r.text(top["description"], "description"), path=path,
                  budget=budget, seeds=r.seeds(top["seeds"], "seeds"),
                  settings=r.settings(top.get("settings", {}), "settings"), blocks=tuple(blocks),
                  overrides=tuple(_override(r, o, f"overrides[{i}]", blocks) for i, o in enumerate(overrides)),
