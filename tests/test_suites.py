@@ -115,6 +115,8 @@ def test_overrides_shorten_filter_and_record_the_budget():
     assert {c.budget for c in longer} == {"modified"}
     unchanged = expand(suite, Overrides(epochs=100, methods=("bp",), datasets=("mnist-plain",)))
     assert {c.budget for c in unchanged} == {"paper"} and unchanged[0].key == full[unchanged[0].label].key
+    variant = expand(load_suite("table1"), Overrides(datasets=("cifar10-aug",), seeds=1))
+    assert {(c.model, c.dataset) for c in variant} == {("vgg8", "cifar10-aug")}  # a variant selects its cells
     with pytest.raises(ConfigError, match="no method 'nope'.*lls-square"):
         expand(suite, Overrides(methods=("nope",)))
     with pytest.raises(ConfigError, match="declares 5 seeds"):

@@ -46,15 +46,16 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     cells: list[Cell] = []
     for block in blocks:
         for dataset in block.datasets:
-            if not _wanted(overrides.datasets, {dataset}):
-                continue
             for model in block.models:
                 if not _wanted(overrides.models, {model.label, model.model}):
                     continue
                 for seed in _seeds(suite, block, overrides.seeds):
                     for method in block.methods:
-                        if _wanted(overrides.methods, {method.label, method.method}):
-                            cells.append(_cell(suite, block, dataset, model, method, seed, overrides))
+                        if not _wanted(overrides.methods, {method.label, method.method}):
+                            continue
+                        cell = _cell(suite, block, dataset, model, method, seed, overrides)
+                        if _wanted(overrides.datasets, {dataset, cell.dataset}):  # as named, or its variant
+                            cells.append(cell)
     _check_unique(suite, cells)
     return cells
 
@@ -114,7 +115,7 @@ def _seeds(suite: Suite, block: Block, override: int | tuple[int, ...] | None) -
 
 def _check_filters(suite: Suite, blocks: list[Block], overrides: Overrides) -> None:
     available = {"method": {n for b in blocks for m in b.methods for n in (m.label, m.method)},
-                 "dataset": {d for b in blocks for d in b.datasets},
+                 "dataset": {d for b in blocks for d in b.datasets} | {o.dataset for o in suite.overrides if o.dataset},
                  "model": {n for b in blocks for m in b.models for n in (m.label, m.model)}}
     for kind, wanted in (("method", overrides.methods), ("dataset", overrides.datasets), ("model", overrides.models)):
         for name in wanted or ():
