@@ -6,6 +6,7 @@ import click
 from llsbench import __version__
 from llsbench.cli.common import UserErrorGroup
 from llsbench.cli.listing import list_cmd
+from llsbench.cli.profile import bench, profile
 from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
@@ -21,6 +22,8 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(list_cmd)
+cli.add_command(profile)
+cli.add_command(bench)
 run.add_command(suite_cmd)
 cli.add_command(report_cmd)
 cli.add_command(ui_cmd)

@@ -9,6 +9,7 @@ from llsbench.data import DATASETS
 from llsbench.method_registry import METHODS
 from llsbench.models import MODELS
 from llsbench.optim import OPTIMIZERS
+from llsbench.profiling.callback import ProfileCallback
 from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger
 from llsbench.trainer import Trainer
 
@@ -57,10 +58,11 @@ def data_options(f):
               help="Training batches to re-estimate BatchNorm statistics before each evaluation.")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-profile", is_flag=True, help="Do not log the rule's MACs/memory profile to MLflow before training.")
 @data_options
 @tracking_options
 def run_method(name, model, dataset, basis, temperature, options, dropout, activation, model_opts, no_progress,
-               experiment, tracking_uri, no_track, **settings) -> None:
+               no_profile, experiment, tracking_uri, no_track, **settings) -> None:
     """Train MODEL on DATASET with the learning rule NAME (see `llsbench list methods`)."""
     METHODS.get(name), MODELS.get(model), DATASETS.get(dataset)  # fail fast, listing valid names
     method_options = parse_key_values(options, "--option")
@@ -71,6 +73,7 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
     config = RunConfig(method=name, method_options=method_options, model=model, model_options=model_options,
                        dataset=dataset, **settings)
     callbacks = [] if no_track else [MlflowLogger(experiment, tracking_uri)]
+    callbacks += [] if no_track or no_profile else [ProfileCallback()]
     trainer = Trainer(config, callbacks=callbacks, progress=not no_progress)
     click.echo(f"{name} on {model}/{dataset}: {trainer.device}, {trainer.method.extra_parameters()} extra "
                f"parameters, {len(trainer.data.train)} batches/epoch")
