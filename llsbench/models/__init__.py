@@ -6,6 +6,7 @@ import inspect
 from llsbench.errors import ConfigError
 from llsbench.models import mobilenet, smallconv, vgg  # noqa: F401  (register the built-ins)
 from llsbench.models import pepita_fc  # noqa: F401  (the PEPITA paper's FC net)
+from llsbench.models import drtp_nets  # noqa: F401  (the DRTP authors' reference nets)
 from llsbench.models.blocks import ACTIVATIONS, Block
 from llsbench.models.net import BlockNet, block_output_shapes
 from llsbench.models.registry import MODELS
