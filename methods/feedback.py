@@ -1,0 +1,197 @@
+"""Direct feedback rules: DFA and sDFA (Nøkland 2016) and DRTP (Frenkel, Lefebvre, Bol 2021).
+
+Every hidden block k receives, in place of the gradient backpropagated from above, a signal
+projected straight from the output layer through a fixed random matrix B_k ∈ R^{C × dims of h_k}
+(dense per position for conv outputs):
+
+    DFA   g_k = (ŷ − y*) B_k          ŷ = softmax of the logits, y* the one-hot target
+    sDFA  g_k = sign(ŷ − y*) B_k
+    DRTP  g_k = y* B_k                the target alone: no error, no dependence on the output
+
+g_k is injected as ∂L/∂h_k; autograd multiplies it by f'(a_k) and forms the block's weight
+gradient. Each block runs on a detached input, so nothing travels from block k+1 to block k.
+The head (the output Linear) gets its true gradient: cross-entropy on the detached output of
+the last block. B_k are buffers, never trained: these rules add no parameters.
+
+Scaling (`signal_reduction`). The output loss is the batch-mean cross-entropy, whose gradient
+at the logits is (ŷ − y*)/N. The DRTP authors' code (`ChFrenkel/DirectRandomTargetProjection`,
+used by the LLS paper for its DFA/DRTP rows) injects g_k per sample *without* the 1/N, so with
+`sum` (the default, official) the hidden blocks' weight gradients are Σ_n δ_n x_nᵀ while the
+head's is (1/N) Σ_n e_n h_nᵀ: hidden blocks take N-times larger steps than a BP-scaled signal
+would give (scale-free optimisers such as Adam barely notice; SGD/NAG do). `mean` injects
+g_k / N, the scale BP would have if B_k were the real weights from h_k to the logits.
+
+Initialisation of B_k (`init`). `kaiming` (official): U(−√(6/n), +√(6/n)) with n the fan-in over
+all dims after the first (n = |h_k|), i.e. `torch.nn.init.kaiming_uniform_` on [C, *dims].
+`lls-ref` (the LLS paper's re-implementation): 1e-4 · U[0, 1), non-negative and tiny.
+
+Optimisers: one per block plus one for the head (`block_groups`). SGD, NAG, Adam(W) and the
+schedule-free optimisers keep per-parameter state and per-group hyper-parameters, so this is
+numerically the same update as one optimiser over the whole network (the authors' setup), and
+it lets DRTP update each block as soon as its own forward is done (update-unlocking).
+
+Official recipe (DRTP authors): NAG (SGD momentum 0.9, Nesterov), lr 1e-4, batch 100,
+100 epochs, tanh, no BatchNorm, on the `drtp-*` models:
+``RunConfig(method="drtp", model="drtp-conv-mnist", dataset="mnist", optimizer="nesterov",
+lr=1e-4, batch_size=100, epochs=100)``. Their default output loss is BCE on a sigmoid output
+(CE is their option); llsbench trains every rule's head with CE.
+"""
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llsbench.method import Method, SignalCost, StepResult
+from llsbench.options import Option
+
+INITS = ("kaiming", "lls-ref")
+REDUCTIONS = ("sum", "mean")
+
+
+def make_feedback(init: str, num_classes: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """B ∈ R^{C × shape}: `kaiming` U(±√(6/n)), n = prod(shape); `lls-ref` 1e-4 · U[0, 1)."""
+    matrix = torch.empty(num_classes, *shape, dtype=dtype)
+    if init == "kaiming":
+        bound = math.sqrt(6.0 / math.prod(shape))
+        return matrix.uniform_(-bound, bound)
+    return matrix.uniform_(0.0, 1.0).mul_(1e-4)
+
+
+class Feedback(nn.Module):
+    """One block's fixed feedback matrix B_k (a buffer) and its projection signal → g_k."""
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__()
+        self.register_buffer("matrix", matrix)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        """[N, C] @ B_k → [N, *dims of h_k]; N is whatever the batch is (the last one is smaller)."""
+        return (signal @ self.matrix.flatten(1)).view(signal.shape[0], *self.matrix.shape[1:])
+
+
+class DirectFeedback(Method, abc.ABC):
+    """What DFA, sDFA and DRTP share: the matrices B_k, their options and their cost."""
+
+    complexity = {"time": "O(sum_l C n_l)", "memory": "O(sum_l n_l) activations + O(C sum_l n_l) fixed B"}
+    options = {
+        "init": Option("kaiming", "feedback matrices B: kaiming (official, U(±√(6/n))) or lls-ref "
+                                  "(LLS reference code, 1e-4·U[0,1))", INITS),
+        "signal_reduction": Option("sum", "sum (official): inject g = s·B per sample, no 1/N; mean: g/N, "
+                                          "the scale of the mean-reduced output loss", REDUCTIONS),
+    }
+
+    cost_note = ""  # appended to each block's cost formula
+
+    def build_aux(self) -> nn.Module:
+        dtype = next(self.model.parameters()).dtype
+        return nn.ModuleList(Feedback(make_feedback(self.config["init"], self.num_classes, tuple(shape), dtype))
+                             for shape in self.block_shapes)
+
+    def parameter_groups(self):
+        return self.block_groups()
+
+    @abc.abstractmethod
+    def signal(self, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        """The [N, C] signal that B_k projects (`target` is one-hot)."""
+
+    def injected(self, index: int, signal: torch.Tensor) -> torch.Tensor:
+        """g_k, the gradient put at h_k: signal · B_k, divided by N for `signal_reduction=mean`."""
+        g = self.aux[index](signal)
+        return g / signal.shape[0] if self.config["signal_reduction"] == "mean" else g
+
+    def one_hot(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(y, self.num_classes).to(like.dtype)
+
+    def head_step(self, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's true gradient: CE on the detached last block output; returns loss, logits."""
+        logits = self.model.head(h.detach())
+        return F.cross_entropy(logits, y), logits
+
+    def zero_grad(self) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+
+    def learning_signal_cost(self):
+        """s · B_k: C·|h_k| MACs per sample per block (|h_k| every value of the block output)."""
+        c = self.num_classes
+        return [SignalCost(name, c * shape.numel(), f"C·|h| = {c}·{shape.numel()}" + self.cost_note)
+                for name, shape in zip(self.block_names(), self.block_shapes)]
+
+
+class DFA(DirectFeedback):
+    """Direct feedback alignment: g_k = (ŷ − y*) B_k needs the output, so every block's graph is
+    kept until the forward pass ends, then one multi-root backward forms all the updates."""
+
+    name = "dfa"
+    summary = "direct feedback alignment: output error (ŷ − y*) projected to every block by a fixed random B_k"
+
+    def signal(self, logits, target):
+        return F.softmax(logits.detach(), dim=1) - target
+
+    def step(self, x, y):
+        self.zero_grad()
+        outputs, inp = [], x
+        for block in self.model.blocks:
+            h = block(inp)
+            outputs.append(h)
+            inp = block.post(h.detach())  # detached: nothing flows from block k+1 to block k
+        loss, logits = self.head_step(inp, y)
+        signal = self.signal(logits, self.one_hot(y, logits))
+        grads = [self.injected(i, signal) for i in range(len(outputs))]
+        torch.autograd.backward([loss, *outputs], [None, *grads])
+        for opt in self.optimizers:
+            self.update(opt)
+        return StepResult(loss.detach(), logits.detach())
+
+
+class SDFA(DFA):
+    """DFA with the sign of the error. With a softmax output ŷ − y* is negative exactly at the
+    target class and positive elsewhere, so the signal is 1 − 2y*: in practice label-only."""
+
+    name = "sdfa"
+    summary = "sign-DFA: sign(ŷ − y*) projected to every block by a fixed random B_k"
+
+    def signal(self, logits, target):
+        return torch.sign(super().signal(logits, target))
+
+
+class DRTP(DirectFeedback):
+    """Direct random target projection: g_k = y* B_k. The signal needs only the label, so each
+    block updates right after its own forward (update-unlocked) and its graph is freed then:
+    peak activation memory is that of the largest block. Block k+1 runs on h_k computed before
+    block k's update, exactly as in the authors' single forward / single backward.
+
+    Reported test errors (quoted from the DRTP authors' 2020 talk slides, mean ± std, NAG,
+    lr 1e-4, batch 100, 100 epochs; anchors, not reproduced here): MNIST `drtp-conv-mnist`
+    (32c5-pool-1000-10, trained conv layers) 1.81 ± 0.14 %; CIFAR-10 `drtp-conv-cifar`
+    (64c3-pool-256c3-pool-1000-1000-10) 35.45 ± 0.76 %; `drtp-fc` (FC 1000-1000-10) MNIST 4.04 %,
+    CIFAR-10 52.83 %.
+    """
+
+    name = "drtp"
+    summary = "direct random target projection: one-hot target y* projected to every block by a fixed random B_k"
+    complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l) activations + O(C sum_l n_l) fixed B"}
+    cost_note = " (dense product; y* is one-hot, so it only selects a row of B: |h| copies)"
+
+    def signal(self, logits, target):
+        return target
+
+    def step(self, x, y):
+        inp = x
+        for i, (block, opt) in enumerate(zip(self.model.blocks, self.optimizers)):
+            opt.zero_grad(set_to_none=True)
+            h = block(inp)
+            signal = self.signal(None, self.one_hot(y, h))
+            h.backward(self.injected(i, signal))  # frees this block's graph
+            self.update(opt)
+            inp = block.post(h.detach())
+        head_opt = self.optimizers[-1]
+        head_opt.zero_grad(set_to_none=True)
+        loss, logits = self.head_step(inp, y)
+        loss.backward()
+        self.update(head_opt)
+        return StepResult(loss.detach(), logits.detach())
