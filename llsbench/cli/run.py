@@ -9,6 +9,7 @@ from llsbench.data import DATASETS
 from llsbench.method_registry import METHODS
 from llsbench.models import MODELS
 from llsbench.optim import OPTIMIZERS
+from llsbench.probes import UpdateAngleProbe
 from llsbench.profiling.callback import ProfileCallback
 from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger
 from llsbench.trainer import Trainer
@@ -59,10 +60,12 @@ def data_options(f):
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--no-profile", is_flag=True, help="Do not log the rule's MACs/memory profile to MLflow before training.")
+@click.option("--angle-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Every N steps, log per block the angle between the rule's update and the BP gradient (0 = off).")
 @data_options
 @tracking_options
 def run_method(name, model, dataset, basis, temperature, options, dropout, activation, model_opts, no_progress,
-               no_profile, experiment, tracking_uri, no_track, **settings) -> None:
+               angle_every, no_profile, experiment, tracking_uri, no_track, **settings) -> None:
     """Train MODEL on DATASET with the learning rule NAME (see `llsbench list methods`)."""
     METHODS.get(name), MODELS.get(model), DATASETS.get(dataset)  # fail fast, listing valid names
     method_options = parse_key_values(options, "--option")
@@ -74,6 +77,8 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
                        dataset=dataset, **settings)
     callbacks = [] if no_track else [MlflowLogger(experiment, tracking_uri)]
     callbacks += [] if no_track or no_profile else [ProfileCallback()]
+    probe = UpdateAngleProbe(angle_every) if angle_every else None
+    callbacks += [probe] if probe else []
     trainer = Trainer(config, callbacks=callbacks, progress=not no_progress)
     click.echo(f"{name} on {model}/{dataset}: {trainer.device}, {trainer.method.extra_parameters()} extra "
                f"parameters, {len(trainer.data.train)} batches/epoch")
@@ -83,6 +88,9 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
                    f"test acc {h['test_acc']:6.2f}%  {h['images_per_s']:.0f} img/s")
     if result.status != "finished":
         raise click.ClickException(f"run failed: {result.reason}")
+    if probe and probe.history:
+        click.echo(f"update/BP-gradient angles at step {probe.history[-1][0]}: "
+                   + "  ".join(f"{k[6:]} {v:.1f}°" for k, v in probe.last.items()))
     s = result.summary
     click.echo(f"final test acc {s['final_test_acc']:.2f}% (best {s['best_test_acc']:.2f}%) in {s['total_time']:.1f}s"
                + ("" if no_track else f"; MLflow run {callbacks[0].run_id}"))
