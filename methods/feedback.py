@@ -31,8 +31,8 @@ numerically the same update as one optimiser over the whole network (the authors
 it lets DRTP update each block as soon as its own forward is done (update-unlocking).
 
 Official recipe (DRTP authors): NAG (SGD momentum 0.9, Nesterov), lr 1e-4, batch 100,
-100 epochs, tanh, no BatchNorm, on the `drtp-*` models:
-``RunConfig(method="drtp", model="drtp-conv-mnist", dataset="mnist", optimizer="nesterov",
+100 epochs, tanh, no BatchNorm, no augmentation, on the `drtp-*` models:
+``RunConfig(method="drtp", model="drtp-conv-mnist", dataset="mnist-plain", optimizer="nesterov",
 lr=1e-4, batch_size=100, epochs=100)``. Their default output loss is BCE on a sigmoid output
 (CE is their option); llsbench trains every rule's head with CE.
 """
