@@ -44,9 +44,19 @@ def make_basis(kind: str, num_classes: int, width: int) -> torch.Tensor:
 
 
 def reduce_activation(h: torch.Tensor, pool_size: int | None) -> torch.Tensor:
-    """a(l): conv outputs average-pooled to pool×pool and flattened; linear outputs as they are."""
+    """a(l): conv outputs average-pooled to pool×pool and flattened; linear outputs as they are.
+
+    A map that divides evenly is pooled as a reshape and a mean: the same values as
+    `adaptive_avg_pool2d`, but its backward keeps no tensor (adaptive pooling keeps its whole
+    input h(l) for backward: a third more memory held per block) and skips the pooling kernel
+    where pool equals the map size.
+    """
     if h.dim() == 4 and pool_size is not None:
-        h = F.adaptive_avg_pool2d(h, pool_size)
+        n, c, height, width = h.shape
+        if height % pool_size or width % pool_size:
+            h = F.adaptive_avg_pool2d(h, pool_size)
+        else:
+            h = h.reshape(n, c, pool_size, height // pool_size, pool_size, width // pool_size).mean((3, 5))
     return h.flatten(1)
 
 
