@@ -16,3 +16,9 @@ def tests(session: nox.Session) -> None:
 def quick(session: nox.Session) -> None:
     """Tests that need no real dataset and train for seconds at most."""
     session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def cuda(session: nox.Session) -> None:
+    """The CUDA paths: every rule trains on the GPU, data stays on the device."""
+    session.run("python", "-m", "pytest", "-q", "-m", "cuda", *session.posargs)

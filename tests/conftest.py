@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,3 +26,21 @@ def mnist_dir() -> Path:
 def tracking_uri(tmp_path_factory) -> str:
     """One SQLite MLflow store per test session (creating one takes seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """CUDA tests cannot run without a GPU: deselect them visibly (never a silent skip) and
+    say how to run them (`nox -s cuda` on a machine with CUDA)."""
+    if torch.cuda.is_available():
+        return
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if cuda:
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+        config.hook.pytest_deselected(items=cuda)
+        config._llsbench_cuda_deselected = len(cuda)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    count = getattr(config, "_llsbench_cuda_deselected", 0)
+    if count:
+        terminalreporter.write_line(f"{count} CUDA tests deselected: no GPU here (run `nox -s cuda` on one)")

@@ -536,7 +536,7 @@ def test_vww_download_explains_the_manual_build(tmp_path):
         load_data("vww", data_dir=tmp_path, download=True)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_batches_match_cpu_batches(tmp_path):
     cpu = epoch_batches(load_data("synthetic", device="cpu", seed=3).train, 2)
     gpu = epoch_batches(load_data("synthetic", device="cuda", seed=3).train, 2)
