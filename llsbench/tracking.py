@@ -60,17 +60,27 @@ def _quoted(value: str) -> str:
     return f"'{value}'" if "'" not in value else f'"{value}"'
 
 
-def git_commit() -> str:
+def _git(*args: str) -> str | None:
+    """Output of a git command in llsbench's own checkout; None when not installed from one."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def git_commit() -> str:
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
+def git_dirty() -> str:
+    """'true' when the checkout has uncommitted changes: the commit alone does not describe the code."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return "unknown" if status is None else str(bool(status)).lower()
 
 
 def environment_tags(device: torch.device) -> dict[str, str]:
-    tags = {"git_commit": git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
+    tags = {"git_commit": git_commit(), "git_dirty": git_dirty(), "python": sys.version.split()[0], "platform": platform.platform(),
             "device": str(device), "device_name": device_name(device)}
     for pkg in _PACKAGES:
         try:

@@ -74,6 +74,7 @@ def test_a_run_is_recorded_in_mlflow_with_config_tags_and_metrics(tracking_uri):
     params = run.data.params
     assert params["method"] == "lls-m" and params["method.basis"] == "square" and params["seed"] == "3"
     assert params["method.temperature"] == "0.5" and params["data.n_train"] == "1437"
+    assert run.data.tags["git_dirty"] in ("true", "false")
     for tag in ("git_commit", "version.torch", "version.mlflow", "device", "device_name"):
         assert run.data.tags[tag]
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 2
