@@ -11,27 +11,17 @@ from llsbench.errors import LLSBenchError, UnknownNameError
 from llsbench.registry import Registry
 
 PLUGIN = '''
-import torch.nn.functional as F
-from llsbench.method import Method, SignalCost, StepResult
+from llsbench.method import SignalCost
 from llsbench_methods.bp import BP
 
 
-class HeadOnly(Method):
-    """Trains only the classifier on frozen random features."""
+class HeadOnly(BP):
+    """A third-party rule: BP's step, but only the classifier has an optimiser."""
     name = "head-only"
     summary = "a third-party rule: classifier only"
 
     def parameter_groups(self):
         return [list(self.model.head.parameters())]
-
-    def step(self, x, y):
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self.update(opt)
-        return StepResult(loss.detach(), logits.detach())
 
     def learning_signal_cost(self):
         return [SignalCost(n, 0, "0") for n in self.block_names()]
