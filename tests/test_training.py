@@ -32,7 +32,7 @@ def test_modulated_variants_learn_digits(method, basis):
 @pytest.mark.slow
 def test_lls_square_passes_95_percent_on_real_mnist(mnist_dir):
     result = fit(method="lls", method_options={"basis": "square"}, dataset="mnist", data_dir=str(mnist_dir),
-                 epochs=1, batch_size=128, limit_train_batches=250)
+                 epochs=1, batch_size=128, limit_train_batches=150)
     assert result.summary["final_test_acc"] > 95.0, result.history
 
 
