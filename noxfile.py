@@ -14,7 +14,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def quick(session: nox.Session) -> None:
-    """Tests that need no real dataset and train for seconds at most."""
+    """Tests that need no dataset on disk and train for seconds at most."""
     session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
 
 

@@ -270,6 +270,7 @@ def shared_data_dir() -> Path:
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
 
+@pytest.mark.slow
 def test_real_mnist_sizes_labels_and_normalisation(shared_data_dir):
     data = load_data("mnist-plain", data_dir=shared_data_dir, batch_size=10000)
     assert (data.train.num_samples, data.test.num_samples) == (60000, 10000)
