@@ -41,7 +41,7 @@ def test_missing_data_directory_names_the_path_and_the_fix(tmp_path):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args", [["--epochs", "0"], ["--lr", "-1"], ["--optimizer", "rmsprop"],
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--lr-milestones", "ten"], ["--lr-milestones", "5,2"], ["--lr", "-1"], ["--optimizer", "rmsprop"],
                                   ["--device", "tpu"], ["--option", "novalue"]])
 def test_bad_option_values_exit_non_zero_with_a_message(args):
     result = invoke("run", "method", "lls", "--no-track", *args)
@@ -64,7 +64,7 @@ def test_list_prints_every_registry():
 
 
 def test_a_run_is_recorded_in_mlflow_with_config_tags_and_metrics(tracking_uri):
-    result = invoke("run", "method", "lls-m", "--basis", "square", "--epochs", "2", "--no-progress",
+    result = invoke("run", "method", "lls-m", "--basis", "square", "--epochs", "2", "--no-progress", "--lr-milestones", "1",
                     "--tracking-uri", tracking_uri, "--experiment", "cli-test", "--seed", "3")
     assert result.exit_code == 0, result.output
     client = MlflowClient(tracking_uri)
@@ -73,6 +73,7 @@ def test_a_run_is_recorded_in_mlflow_with_config_tags_and_metrics(tracking_uri):
     assert run.info.status == "FINISHED"
     params = run.data.params
     assert params["method"] == "lls-m" and params["method.basis"] == "square" and params["seed"] == "3"
+    assert params["lr_milestones"] == "[1]"
     assert params["method.temperature"] == "0.5" and params["data.n_train"] == "1437"
     assert run.data.tags["git_dirty"] in ("true", "false")
     for tag in ("git_commit", "version.torch", "version.mlflow", "device", "device_name"):

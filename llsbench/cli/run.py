@@ -42,6 +42,9 @@ def data_options(f):
 @click.option("--test-batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-3, show_default=True)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adamw-sf", show_default=True)
+@click.option("--lr-milestones", callback=lambda _c, _p, v: _epochs(v), default=None, metavar="E1,E2,...",
+              help="Epochs after which the learning rate is multiplied by --lr-gamma (e.g. PEPITA's 60,90).")
+@click.option("--lr-gamma", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -94,6 +97,13 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
     s = result.summary
     click.echo(f"final test acc {s['final_test_acc']:.2f}% (best {s['best_test_acc']:.2f}%) in {s['total_time']:.1f}s"
                + ("" if no_track else f"; MLflow run {callbacks[0].run_id}"))
+
+
+def _epochs(value: str | None) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()] if value else []
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 60,90") from None
 
 
 def _number(value: str):
