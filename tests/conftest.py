@@ -28,6 +28,15 @@ def tracking_uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: on a shared 2-core machine extra intra-op threads only add barrier waits."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     """CUDA tests cannot run without a GPU: deselect them visibly (never a silent skip) and
     say how to run them (`nox -s cuda` on a machine with CUDA)."""

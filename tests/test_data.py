@@ -50,13 +50,7 @@ def unnormalise(x: torch.Tensor, spec) -> torch.Tensor:
     return (x * std + mean) * spec.pixel_max
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Per-image tensors are tiny: on a shared 2-core box intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

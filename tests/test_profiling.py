@@ -25,13 +25,7 @@ from llsbench.trainer import Trainer
 N = 4  # batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On a loaded 2-core machine, two OpenMP threads make tiny steps ~100× slower (barrier waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def counted(fn) -> int:

@@ -6,7 +6,6 @@ import statistics
 
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -18,18 +17,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def finished_smoke(tmp_path_factory):
+def finished_smoke(tmp_path_factory, one_thread):
     """A finished (shortened) smoke suite in its own tracking store: 3 methods × 2 seeds, not
     profiled (a test below adds the cost metrics itself)."""
     folder = tmp_path_factory.mktemp("report")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     suite = load_suite("smoke")
     cells = expand(suite, Overrides(epochs=2, limit_train_batches=3, methods=("bp", "lls-square", "dfa")))
     _, outcomes = run_suite(suite, cells, RunContext(tracking_uri=uri, run_dir=folder / "runs", device="cpu", profile=False),
                             command="llsbench run suite smoke --epochs 2", echo=lambda line: None)
-    torch.set_num_threads(threads)
     assert [o.status for o in outcomes] == ["finished"] * 6
     return suite, uri, folder
 

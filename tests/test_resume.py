@@ -21,14 +21,10 @@ OVERRIDES = Overrides(seeds=1, epochs=3, limit_train_batches=2, methods=("bp", "
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite tracking store for the module (creating one takes seconds). Tiny models train
-    fastest on one thread, and a shared machine then has cores left for the others."""
+def store(tmp_path_factory, one_thread):
+    """One SQLite tracking store for the module (creating one takes seconds)."""
     folder = tmp_path_factory.mktemp("resume")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield folder, f"sqlite:///{folder / 'mlflow.db'}"
-    torch.set_num_threads(threads)
+    return folder, f"sqlite:///{folder / 'mlflow.db'}"
 
 
 def cell_runs(uri: str, suite: str = "smoke", role: str = "cell") -> list:

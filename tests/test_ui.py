@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 
 from llsbench.suites import Overrides, RunContext, expand, load_suite, run_suite
 
@@ -34,15 +33,12 @@ def get(url: str, payload: dict | None = None) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def suite_store(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def suite_store(tmp_path, one_thread):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     suite = load_suite("smoke")
     cells = expand(suite, Overrides(seeds=1, epochs=1, limit_train_batches=1, methods=("bp",)))
     parent, outcomes = run_suite(suite, cells, RunContext(tracking_uri=uri, run_dir=tmp_path / "runs", device="cpu"),
                                  command="test", echo=lambda line: None)
-    torch.set_num_threads(threads)
     return uri, parent, outcomes[0].run_id
 
 
