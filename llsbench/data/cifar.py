@@ -53,6 +53,7 @@ class CifarSource(TensorSource):
     def __init__(self, num_classes: int):
         self.folder, self.train_files, self.test_files, self.label_key, self.class_name = self._LAYOUTS[num_classes]
         self.layout = f"<data_dir>/{self.folder}/{{{','.join(self.train_files + self.test_files)}}}"
+        self.needed = tuple(self.train_files + self.test_files)
 
     def _dataset_class(self):
         import torchvision.datasets  # imported on use: it is slow to import
@@ -62,12 +63,6 @@ class CifarSource(TensorSource):
     @property
     def download_url(self) -> str:
         return self._dataset_class().url
-
-    def location(self, root: Path) -> Path:
-        return root / self.folder
-
-    def missing(self, root: Path) -> list[str]:
-        return [n for n in self.train_files + self.test_files if not (self.location(root) / n).is_file()]
 
     def download(self, root: Path) -> None:
         from torchvision.datasets.utils import download_and_extract_archive

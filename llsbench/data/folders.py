@@ -14,12 +14,8 @@ class ImagenetteSource(FolderSource):
 
     layout = "<data_dir>/imagenette2-160/{train,val}/<wnid>/*.JPEG"
     download_url = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
-
-    def location(self, root: Path) -> Path:
-        return root / "imagenette2-160"
-
-    def missing(self, root: Path) -> list[str]:
-        return [split for split in ("train", "val") if not (self.location(root) / split).is_dir()]
+    folder = "imagenette2-160"
+    needed = ("train", "val")
 
     def download(self, root: Path) -> None:
         from torchvision.datasets import Imagenette  # imported on use: torchvision is slow to import
@@ -44,13 +40,8 @@ class TinyImageNetSource(FolderSource):
               "val/images/*.JPEG, val/val_annotations.txt}")
     download_url = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
     md5 = "90528d7ca1a48142e341f4ef8d21d0de"
+    folder = "tiny-imagenet-200"
     needed = ("wnids.txt", "train", "val/images", "val/val_annotations.txt")
-
-    def location(self, root: Path) -> Path:
-        return root / "tiny-imagenet-200"
-
-    def missing(self, root: Path) -> list[str]:
-        return [name for name in self.needed if not (self.location(root) / name).exists()]
 
     def download(self, root: Path) -> None:
         from torchvision.datasets.utils import download_and_extract_archive
@@ -106,13 +97,8 @@ class VisualWakeWordsSource(FolderSource):
         "(or TF models' research/slim/datasets/build_visualwakewords_data.py, person area threshold 0.5%) "
         "and save every image into the folder of its label"
     )
+    folder = "vww"
     needed = ("train/non_person", "train/person", "val/non_person", "val/person")
-
-    def location(self, root: Path) -> Path:
-        return root / "vww"
-
-    def missing(self, root: Path) -> list[str]:
-        return [name for name in self.needed if not (self.location(root) / name).is_dir()]
 
     def load(self, root: Path) -> FolderData:
         from torchvision.datasets import ImageFolder

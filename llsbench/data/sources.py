@@ -30,14 +30,18 @@ class Source(ABC):
     download_url: str = ""
     #: Extra advice when there is no automatic download.
     manual_steps: str = ""
+    #: Folder under the data dir holding the dataset; empty for bundled or generated data.
+    folder: str = ""
+    #: Paths under `location` that must exist for the dataset to load.
+    needed: tuple[str, ...] = ()
 
     def location(self, root: Path) -> Path | None:
         """The directory that is looked at; None for bundled or generated data."""
-        return None
+        return root / self.folder if self.folder else None
 
     def missing(self, root: Path) -> list[str]:
         """Paths (relative to `location`) that are needed but absent; empty when ready."""
-        return []
+        return [name for name in self.needed if not (self.location(root) / name).exists()]
 
     def download(self, root: Path) -> None:
         """Fetch the files into `root`; only called when `download_url` is set and data is missing."""
