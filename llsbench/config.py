@@ -35,11 +35,12 @@ class RunConfig:
     train_subset: int | None = None
     bn_batches: int = 50  # training batches used to re-estimate BatchNorm statistics before each evaluation
     num_workers: int = 0
+    sync_every: int | None = None  # read the device-side loss sums (and non-finite check) every N steps; None: once per epoch
 
     def validate(self) -> "RunConfig":
         for name in ("epochs", "batch_size"):
             _positive(name, getattr(self, name))
-        for name in ("test_batch_size", "limit_train_batches", "limit_test_batches", "train_subset"):
+        for name in ("test_batch_size", "limit_train_batches", "limit_test_batches", "train_subset", "sync_every"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.bn_batches < 0:

@@ -61,6 +61,9 @@ def data_options(f):
 @click.option("--bn-batches", type=click.IntRange(min=0), default=50, show_default=True,
               help="Training batches to re-estimate BatchNorm statistics before each evaluation.")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--sync-every", type=click.IntRange(min=1), default=None,
+              help="Read the running loss and check it is finite every N steps (default: once per epoch; "
+                   "each read is a host synchronisation on a GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--no-profile", is_flag=True, help="Do not log the rule's MACs/memory profile to MLflow before training.")
 @click.option("--angle-every", type=click.IntRange(min=0), default=0, show_default=True,
