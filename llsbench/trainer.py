@@ -72,6 +72,8 @@ class Trainer:
         self.input_shape = (spec.in_channels, spec.image_size, spec.image_size)
         self.model = create_model(config.model, in_channels=spec.in_channels, num_classes=spec.num_classes,
                                   image_size=spec.image_size, **config.model_options).to(self.device)
+        self.acceleration = config.acceleration()
+        self.acceleration.prepare(self.model)
         self.method: Method = create_method(
             config.method, self.model, num_classes=spec.num_classes, input_shape=self.input_shape,
             optimizer=optimizer_factory(config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
@@ -128,7 +130,7 @@ class Trainer:
             if batch is None:
                 break
             x, y = batch
-            out = self.method.step(x, y)
+            out = self.acceleration.step(self.method, x, y)
             totals.add(step, out, y)
             bar.update(1)
             for cb in self.callbacks:
