@@ -24,8 +24,9 @@ class _SignMaskedLeakyReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (positive,) = ctx.saved_tensors
-        # aten's leaky_relu_backward is `x > 0 ? grad : grad * slope`, element by element
-        return torch.where(positive, grad, grad * ctx.slope), None
+        # aten's own kernel (`x > 0 ? grad : grad * slope`) reads only the sign of x: given the
+        # mask as 0/1 bytes it returns the same bits, about twice as fast as torch.where here
+        return torch.ops.aten.leaky_relu_backward(grad, positive.view(torch.uint8), ctx.slope, False), None
 
 
 class _SignMaskedReLU(torch.autograd.Function):
@@ -37,7 +38,7 @@ class _SignMaskedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (positive,) = ctx.saved_tensors
-        return grad.masked_fill(~positive, 0.0)
+        return torch.ops.aten.threshold_backward(grad, positive.view(torch.uint8), 0)
 
 
 class LeanLeakyReLU(nn.LeakyReLU):
