@@ -11,7 +11,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,28 @@ class Callback:
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+def _waiting_for(batches: Iterable, waited: list[float]) -> Iterator:
+    """`batches` one by one, adding to `waited[0]` the host time spent waiting for each."""
+    batches = iter(batches)
+    while True:
+        tick = time.perf_counter()
+        batch = next(batches, None)
+        waited[0] += time.perf_counter() - tick
+        if batch is None:
+            return
+        yield batch
+
+
+def _epoch_metrics(epoch: int, read: Totals, elapsed: float, data_time: float, steps: int) -> dict[str, float]:
+    """An epoch's training metrics; `data_time_share` is the host's wait for batches."""
+    seen = max(read.seen, 1)
+    metrics = {"epoch": float(epoch + 1), "train_loss": read.loss / seen, "train_acc": 100.0 * read.correct / seen,
+               "epoch_time": elapsed, "step_time": (elapsed - data_time) / max(steps, 1),
+               "data_time_share": data_time / max(elapsed, 1e-12), "images_per_s": seen / max(elapsed, 1e-12)}
+    metrics.update({f"local_loss_{k}": v / seen for k, v in read.local.items()})
+    return metrics
 
 
 class Trainer:
@@ -120,16 +142,8 @@ class Trainer:
         totals = EpochTotals(self.device)
         bar = tqdm(total=count, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
                    disable=not self.progress)
-        every = self.config.sync_every
-        data_time, start = 0.0, time.perf_counter()
-        batches = iter(batches)
-        for step in itertools.count():
-            waited = time.perf_counter()
-            batch = next(batches, None)
-            data_time += time.perf_counter() - waited
-            if batch is None:
-                break
-            x, y = batch
+        every, waited, start = self.config.sync_every, [0.0], time.perf_counter()
+        for step, (x, y) in enumerate(_waiting_for(batches, waited)):
             out = self.acceleration.step(self.method, x, y)
             totals.add(step, out, y)
             bar.update(1)
@@ -141,13 +155,7 @@ class Trainer:
         read = self._checked(totals, epoch, bar)  # its device-to-host transfer waits for the last step
         elapsed = time.perf_counter() - start
         bar.close()
-        seen = max(read.seen, 1)
-        metrics = {"epoch": float(epoch + 1), "train_loss": read.loss / seen,
-                   "train_acc": 100.0 * read.correct / seen, "epoch_time": elapsed,
-                   "step_time": (elapsed - data_time) / max(count, 1),
-                   "data_time_share": data_time / max(elapsed, 1e-12), "images_per_s": seen / max(elapsed, 1e-12)}
-        metrics.update({f"local_loss_{k}": v / seen for k, v in read.local.items()})
-        return metrics
+        return _epoch_metrics(epoch, read, elapsed, waited[0], count)
 
     @staticmethod
     def _checked(totals: EpochTotals, epoch: int, bar) -> Totals:
