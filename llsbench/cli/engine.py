@@ -30,7 +30,7 @@ def make_engine(workers: int | None, ray_address: str | None, gpus_per_cell: flo
         given = [flag for flag, value in (("--gpus-per-cell", gpus_per_cell), ("--cpus-per-cell", cpus_per_cell))
                  if value is not None]
         if given:
-            raise UserError(f"{' and '.join(given)} apply to cells run by Ray: add --workers N (this machine) "
+            raise UserError(f"{' and '.join(given)}: for cells run by Ray only; add --workers N (this machine) "
                             "or --ray-address ADDRESS (a cluster)")
         return SequentialEngine()
     from llsbench.executor.ray_engine import RayEngine, RayOptions  # imports Ray: only when asked for

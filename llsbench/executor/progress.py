@@ -59,13 +59,13 @@ class SuiteProgress:
 
     def status(self) -> str:
         statuses = Counter(o.status for o in self.outcomes)
-        failed = statuses.pop("failed", 0)
-        done = sum(statuses.values())
-        queued = len(self.cells) - len(self.outcomes) - len(self.running)
+        failed, interrupted = statuses.pop("failed", 0), statuses.pop("interrupted", 0)
         breakdown = ", ".join(f"{n} {s}" for s, n in statuses.items())
+        queued = len(self.cells) - len(self.outcomes) - len(self.running)
         elapsed = self.clock() - self.start
-        return (f"{done}/{len(self.cells)} done" + (f" ({breakdown})" if breakdown else "") +
-                f", {failed} failed, {len(self.running)} running, {queued} queued; "
+        return (f"{sum(statuses.values())}/{len(self.cells)} done" + (f" ({breakdown})" if breakdown else "") +
+                f", {failed} failed" + (f", {interrupted} interrupted" if interrupted else "") +
+                f", {len(self.running)} running, {queued} queued; "
                 f"{clock_text(elapsed)} elapsed, ETA {self._eta(elapsed, queued)}")
 
     def _eta(self, elapsed: float, queued: int) -> str:
