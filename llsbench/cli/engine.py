@@ -14,7 +14,7 @@ def engine_options(command):
         click.option("--workers", type=int, metavar="N",
                      help="Run up to N cells at once on this machine (a local Ray instance, 127.0.0.1 only)."),
         click.option("--ray-address", metavar="ADDRESS",
-                     help="Send the cells to a running Ray cluster: auto, ray://HEAD:10001 or HOST:PORT."),
+                     help="Send the cells to a running Ray cluster: auto, or HEAD:PORT (its GCS, 6379 by default)."),
         click.option("--gpus-per-cell", type=float, metavar="F",
                      help="GPUs each cell asks Ray for (0.25 puts four cells on one GPU; default 0: CPU)."),
         click.option("--cpus-per-cell", type=int, metavar="N",

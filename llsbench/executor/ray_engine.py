@@ -30,12 +30,13 @@ WAIT_S = 1.0  # how often the status line is redrawn while nothing happens
 CANCEL_WAIT_S = 30.0  # how long a cancelled task may take to end
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # cells pass only small objects; keep Ray's shared memory small
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's processes bind 127.0.0.1 (read when Ray is imported)
+_AUTH_ENV = "RAY_AUTH_MODE"
 
 
 @dataclass(frozen=True)
 class RayOptions:
     workers: int | None = None  # cells at once; a local instance is sized for them
-    address: str | None = None  # an existing cluster: auto, ray://HOST:PORT, HOST:PORT
+    address: str | None = None  # an existing cluster: auto or HOST:PORT (its GCS)
     gpus_per_cell: float = 0.0
     cpus_per_cell: int = 1
     max_retries: int = 3  # a task whose worker or node is lost runs again, this often
@@ -46,6 +47,9 @@ class RayOptions:
         if self.cpus_per_cell < 1:
             raise LLSBenchError(f"--cpus-per-cell {self.cpus_per_cell}: need at least 1")
         gpus = self.gpus_per_cell
+        if self.address is not None and self.address.startswith("ray://"):
+            raise LLSBenchError(f"--ray-address {self.address}: Ray Client (ray://) cannot stream a cell's start and "
+                                "outcome; run llsbench on a node of the cluster with --ray-address auto (or HEAD:6379)")
         if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             raise LLSBenchError(f"--gpus-per-cell {gpus:g}: use 0 (CPU), a fraction up to 1 (0.25 puts four "
                                 "cells on a GPU) or a whole number of GPUs")
@@ -155,8 +159,12 @@ class RayEngine(Engine):
 def _connect(options: RayOptions):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if options.address is None:
-        os.environ[_LOOPBACK_ENV] = "0"
         os.environ.pop("RAY_ADDRESS", None)  # --workers alone means this machine, whatever RAY_ADDRESS says
+    if options.address is None or _is_loopback(options.address):
+        os.environ[_LOOPBACK_ENV] = "0"  # else Ray swaps 127.0.0.1 for this machine's outward address
+    if options.address is not None and _AUTH_ENV not in os.environ and _has_auth_token():
+        # a head started where a token exists requires it; Ray itself sends it only for `auto`
+        os.environ[_AUTH_ENV] = "token"
     import ray
 
     quiet = dict(log_to_driver=False, logging_level=logging.ERROR, namespace="llsbench")
@@ -185,16 +193,27 @@ def _check_reachable(address: str) -> None:
             raise LLSBenchError("--ray-address auto: no running Ray cluster found on this machine "
                                 "(start one with `ray start --head`, or give its address)")
     else:
-        target = address.removeprefix("ray://")
+        target = address
     host, sep, port = target.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise LLSBenchError(f"--ray-address {address!r}: use auto, ray://HOST:PORT or HOST:PORT")
+        raise LLSBenchError(f"--ray-address {address!r}: use auto or HOST:PORT (the head's GCS, port 6379 by default)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
         raise LLSBenchError(f"--ray-address {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
                             "start the cluster's head with `ray start --head`, or use --workers N "
                             "for a local instance") from None
+
+
+def _has_auth_token() -> bool:
+    """Where Ray looks for its cluster token (a cluster without token auth ignores one sent)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").exists())
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0]
+    return host == "localhost" or host.startswith("127.")
 
 
 def _check_resources(total: dict, options: RayOptions) -> None:
