@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from processes import LLSBENCH, cell_runs, cli_env, free_port
@@ -25,7 +26,10 @@ from llsbench.suites.faults import CRASH_ENV
 
 SMOKE = load_suite("smoke")
 PARITY = Overrides(seeds=1, epochs=1, limit_train_batches=3, methods=("bp", "lls-square", "dfa"))
-(CRASHING,) = expand(SMOKE, Overrides(seeds=(7,), epochs=2, limit_train_batches=2, methods=("bp",)))
+MIXED = {  # one cell that trains on the bundled digits, one whose data is missing
+    "name": "ray-mixed", "description": "a cell that works and one that fails", "seeds": [7],
+    "settings": {"epochs": 2, "limit_train_batches": 2},
+    "matrix": {"datasets": ["digits", "mnist-plain"], "models": ["smallconv"], "methods": ["bp"]}}
 RAY = str(Path(sys.executable).parent / "ray")
 
 
@@ -109,13 +113,24 @@ def test_on_a_terminal_the_counts_are_one_status_line_redrawn_in_place():
 # ---- a local Ray instance, in this process ----------------------------------------------------
 
 @pytest.fixture(scope="class")
-def local_ray(one_thread):
+def mixed(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mixed") / "ray-mixed.yaml"
+    path.write_text(yaml.safe_dump(MIXED))
+    suite = load_suite(str(path))
+    return suite, expand(suite)
+
+
+@pytest.fixture(scope="class")
+def local_ray(one_thread, mixed):
     """One local instance (2 workers, 1 CPU each) for the class. Its workers inherit a crash
-    order for `CRASHING` only: that cell SIGKILLs its worker right after checkpointing epoch 1."""
+    order for the digits cell of `mixed` only: it SIGKILLs its worker right after checkpointing
+    epoch 1."""
     from llsbench.executor.ray_engine import RayEngine, RayOptions
 
+    crashing = mixed[1][0]
+    assert crashing.dataset == "digits"
     temp, saved = short_temp_dir("rt"), dict(os.environ)
-    os.environ.update({"RAY_TMPDIR": str(temp), CRASH_ENV: f"{CRASHING.key}:1"})
+    os.environ.update({"RAY_TMPDIR": str(temp), CRASH_ENV: f"{crashing.key}:1"})
     try:
         with RayEngine(RayOptions(workers=2, cpus_per_cell=1)) as engine:
             yield engine
@@ -148,18 +163,26 @@ class TestLocalInstance:
             assert f"--- {cell.label} (cell {cell.key})" in (run_dir / "logs" / f"{cell.key}.log").read_text()
             assert not (run_dir / cell.key).exists()  # finished cells leave no checkpoint
 
-    def test_a_worker_killed_mid_cell_is_retried_and_the_cell_resumes_and_finishes_once(self, local_ray, tmp_path):
-        uri = uri_in(tmp_path)
-        _, (outcome,) = run_suite(SMOKE, [CRASHING], RunContext(tracking_uri=uri, run_dir=tmp_path / "runs",
-                                                                device="cpu"),
-                                  command="test", echo=lambda line: None, engine=local_ray)
-        assert (outcome.status, outcome.resumed_from) == ("finished", 1)
-        (run,) = cell_runs(uri)
+    def test_a_killed_worker_is_retried_and_its_cell_resumes_a_failed_cell_is_recorded(self, local_ray, mixed,
+                                                                                         tmp_path):
+        suite, (crashing, failing) = mixed
+        uri, run_dir = uri_in(tmp_path), tmp_path / "runs"
+        ctx = RunContext(tracking_uri=uri, run_dir=run_dir, device="cpu", data_dir=str(tmp_path / "no-data"))
+        parent, (resumed, failed) = run_suite(suite, [crashing, failing], ctx, command="test",
+                                              echo=lambda line: None, engine=local_ray)
+        assert (resumed.status, resumed.resumed_from) == ("finished", 1)
+        assert failed.status == "failed" and "mnist" in failed.reason.lower()
+        assert failed.log == str(run_dir.resolve() / "logs" / f"{failing.key}.log")
+        runs = {r.data.tags["cell_key"]: r for r in cell_runs(uri, suite="ray-mixed")}
+        assert runs[failing.key].info.status == "FAILED" and runs[failing.key].data.tags["failure_reason"]
+        run = runs[crashing.key]
         assert run.info.status == "FINISHED" and run.data.tags["resumed_from_epoch"] == "1"
         steps = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "test_acc")]
         assert steps == [1, 2]  # epoch 1 logged once (from the checkpoint, after the retry), epoch 2 once
-        log = (tmp_path / "runs" / "logs" / f"{CRASHING.key}.log").read_text()
-        assert log.count(f"--- {CRASHING.label}") == 2  # two attempts, one log
+        log = (run_dir / "logs" / f"{crashing.key}.log").read_text()
+        assert log.count(f"--- {crashing.label}") == 2  # two attempts, one log
+        tags = MlflowClient(uri).get_run(parent).data.tags
+        assert (tags["cells_finished"], tags["cells_failed"]) == ("1", "1")
 
 
 # ---- a Ray cluster started by `ray start --head` ------------------------------------------------
