@@ -25,21 +25,30 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"  # the UI's "Machine learning" kind: lands on the runs table
 VIEW_KEY = "llsbench"  # open it with `?viewStateShareKey=llsbench` on the experiment's runs page
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-VIEW_METRICS = ("final_test_acc", "test_acc", "best_test_acc", "final_test_top5")
+VIEW_METRICS = ("final_test_acc", "test_acc", "best_test_acc")
 VIEW_PARAMS = ("method", "model", "dataset", "seed")
 CONTEXT_TAG = "mlflow.data.context"
 
 
 def runs_view_state() -> dict:
-    """The runs-table view the experiment shares: run name, the accuracy metrics and the params
-    that tell cells apart first, then source, commit, models and datasets; newest runs first."""
+    """The runs-table view the experiment shares: run name, the accuracy metrics, the params
+    that tell cells apart and the datasets first, then source, commit and models; newest first."""
     metrics = [f"metrics.`{m}`" for m in VIEW_METRICS]
     params = [f"params.`{p}`" for p in VIEW_PARAMS]
-    attributes = [f"attributes.`{name}`" for name in ("Source", "Version", "Models", "Dataset")]
-    order = ["attributes.`Run Name`", *metrics, *params, "attributes.`Created`", "attributes.`Duration`", *attributes]
-    return {"selectedColumns": attributes + metrics + params, "columnOrder": order,
-            "columnWidths": {"attributes.`Run Name`": 240, "attributes.`Dataset`": 320},
+    dataset, *others = [f"attributes.`{name}`" for name in ("Dataset", "Source", "Version", "Models")]
+    order = ["attributes.`Run Name`", *metrics, *params, dataset, *others, "attributes.`Duration`"]
+    return {"selectedColumns": [dataset, *others, *metrics, *params], "columnOrder": order,
+            "columnWidths": {"attributes.`Run Name`": 240, dataset: 300},
             "orderByKey": "attributes.start_time", "orderByAsc": False, "runsHiddenMode": "SHOW_ALL"}
+
+
+def runs_page_url(base: str, experiment_id: str | None) -> str:
+    """Where a user lands on the experiment's runs table in the model-training view. MLflow 3.17
+    chooses GenAI or model training from the browser's own toggle (the `workflowType` URL
+    parameter or the last choice, GenAI by default), not from the experiment's kind tag."""
+    if experiment_id is None:
+        return f"{base}/#/experiments?workflowType=machine_learning"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
 
 
 def experiment_tags() -> dict[str, str]:
