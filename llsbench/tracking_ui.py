@@ -63,8 +63,8 @@ def missing_experiment_tags(existing: dict[str, str]) -> dict[str, str]:
 def source_tags(commit: str) -> dict[str, str]:
     """Source / Version / User columns: the llsbench command that made the run and its commit."""
     context = click.get_current_context(silent=True)
-    tags = {"mlflow.source.type": "LOCAL",
-            "mlflow.source.name": context.command_path if context else "llsbench (Python API)",
+    command = " ".join(["llsbench", *context.command_path.split()[1:]]) if context else "llsbench (Python API)"
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": command,
             "mlflow.user": _user()}
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
