@@ -145,7 +145,7 @@ GOOD = {"name": "mine", "description": "a small suite", "seeds": 1, "settings": 
     (lambda d: d["settings"].update(device="cuda"), "settings.device", "chosen when the suite runs"),
     (lambda d: d["settings"].update(seed=3), "settings.seed", "unknown setting (set by the matrix)"),
     (lambda d: d["matrix"].update(methods=[{"method": "lls", "options": {"basis": "triangle"}}]),
-     "matrix.methods[0].options", "basis='triangle' is not allowed; valid values: sin-ref, cos, square, random"),
+     "matrix.methods[0].options", "basis='triangle' is not allowed; valid values: sin-ref, square, random, cos, sin-f64, square-pm1, random-cxt"),
     (lambda d: d.update(overrides=[{"when": {"model": "vgg8"}, "settings": {"epochs": 2}}]), "overrides[0].when.model",
      "'vgg8' matches no cell"),
 ])
