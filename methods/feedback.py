@@ -186,11 +186,12 @@ class DRTP(DirectFeedback):
     peak activation memory is that of the largest block. Block k+1 runs on h_k computed before
     block k's update, exactly as in the authors' single forward / single backward.
 
-    Reported test errors (quoted from the DRTP authors' 2020 talk slides, mean ± std, NAG,
-    lr 1e-4, batch 100, 100 epochs; anchors, not reproduced here): MNIST `drtp-conv-mnist`
-    (32c5-pool-1000-10, trained conv layers) 1.81 ± 0.14 %; CIFAR-10 `drtp-conv-cifar`
-    (64c3-pool-256c3-pool-1000-1000-10) 35.45 ± 0.76 %; `drtp-fc` (FC 1000-1000-10) MNIST 4.04 %,
-    CIFAR-10 52.83 %.
+    Reported test errors (the DRTP authors' talk slides, talks/LightOnAIMeetUp.pdf of their
+    repository, slides 15 and 18; mean ± std, NAG, lr 1e-4, batch 100, 100 epochs): MNIST
+    `drtp-conv-mnist` (32c5-pool-1000-10, trained conv layers) 1.81 ± 0.14 %; CIFAR-10
+    `drtp-conv-cifar` (64c3-pool-256c3-pool-1000-1000-10) 35.45 ± 0.76 %; `drtp-fc` (FC
+    1000-1000-10) MNIST 4.04 ± 0.12 %, CIFAR-10 52.83 ± 0.44 %. `suites/anchors.yaml` runs the
+    MNIST ones.
     """
 
     name = "drtp"
