@@ -86,7 +86,7 @@ def test_paper_tables_use_the_reference_exact_computations(name):
         options = METHODS.get(c.method).options
         if "basis" in options:
             assert c.config["method_options"].get("basis", options["basis"].default) not in cleaner, c.label
-        assert "linear_pool" not in c.config["model_options"], c.label
+        assert c.config["model_options"].get("linear_pool", 2048) == 2048, c.label
         if c.method == "drtp":
             assert c.config["method_options"].get("output_loss", options["output_loss"].default) == "bce", c.label
 
