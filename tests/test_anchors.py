@@ -40,6 +40,10 @@ def test_published_entries_are_parsed_and_checked(tmp_path):
         load_suite(str(write(tmp_path, good.replace("metric: test_error", "metric: top5"))))
     with pytest.raises(SuiteError, match=r"published\[0\]: \('digits', 'smallconv', 'dfa'\) is no"):
         load_suite(str(write(tmp_path, good.replace("method: drtp, metric", "method: dfa, metric"))))
+    with pytest.raises(SuiteError, match=r"published\[0\]\.kind: 'mine' is not allowed; valid values: published"):
+        load_suite(str(write(tmp_path, good.replace('setup: "the net"', 'setup: "the net", kind: mine'))))
+    assert load_suite(str(write(tmp_path, good.replace('setup: "the net"', 'setup: "the net", kind: authors-code')))
+                      ).published[0].kind == "authors-code"
     with pytest.raises(SuiteError, match=r"published\[0\]\.source: missing"):
         load_suite(str(write(tmp_path, good.replace('source: "a paper, Table 1", ', ""))))
 
@@ -64,10 +68,11 @@ def test_comparison_puts_llsbench_beside_the_quote_in_its_metric():
     missing = Published("mnist-raw", "drtp-fc", "dfa", "test_acc", 97.0, 100, "src", "setup")
     frame = comparison((quote(), accuracy, missing), table, {("mnist-raw", "drtp-fc", "drtp"): (2, None)})
     error, acc, absent = (frame.iloc[i] for i in range(3))
-    assert error["llsbench (mean ± std)"] == "10.00 ± 0.50" and error["published"] == "4.00 ± 0.10"
+    assert error["llsbench (mean ± std)"] == "10.00 ± 0.50" and error["quoted"] == "4.00 ± 0.10"
+    assert error["source"] == "[published] src"
     assert error["Δ (pp)"] == "+6.00" and error["llsbench budget"] == "2 epoch(s)"
     assert error["within 2 std?"].startswith("NO")
-    assert acc["llsbench (mean ± std)"] == "90.00 ± 0.50" and acc["published"] == "90.20" and acc["within 2 std?"] == "yes"
+    assert acc["llsbench (mean ± std)"] == "90.00 ± 0.50" and acc["quoted"] == "90.20" and acc["within 2 std?"] == "yes"
     assert absent["within 2 std?"] == "not run" and absent["llsbench (mean ± std)"] == "—"
 
 
@@ -75,5 +80,5 @@ def test_shipped_anchors_quote_a_source_for_every_number():
     suite = load_suite("anchors")
     assert len(suite.published) >= 4 and len(suite.seeds) >= 3
     for p in suite.published:
-        assert p.source and p.setup and p.epochs == 100
-    assert {p.method for p in suite.published} == {"drtp", "dfa-bce"}
+        assert p.source and p.setup and (p.epochs == 100 or p.kind == "authors-code")
+    assert {p.method for p in suite.published if p.kind == "published"} == {"drtp", "dfa-bce"}

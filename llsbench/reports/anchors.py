@@ -15,7 +15,8 @@ import pandas as pd
 from llsbench.suites.published import Published
 
 HEADERS = ["dataset", "model", "method", "metric", "llsbench (mean ± std)", "seeds", "llsbench budget",
-           "published", "published epochs", "Δ (pp)", "within 2 std?", "source", "setup"]
+           "quoted", "quoted epochs", "Δ (pp)", "within 2 std?", "source", "setup"]
+ORIGIN = {"published": "published", "authors-code": "authors' code run here"}
 
 
 Budget = tuple[int, "int | None"]  # epochs, and the cap on training batches per epoch if any
@@ -62,7 +63,7 @@ def _row(p: Published, mean, std, seeds, ran, judged) -> list:
     delta = "—" if mean is None else f"{mean - p.value:+.2f}"
     metric = "test error %" if p.metric == "test_error" else "test accuracy %"
     return [p.dataset, p.model, p.method, metric, measured, seeds, "—" if ran is None else _budget(ran),
-            quoted, p.epochs, delta, judged, " ".join(p.source.split()), p.setup]
+            quoted, p.epochs, delta, judged, f"[{ORIGIN[p.kind]}] " + " ".join(p.source.split()), p.setup]
 
 
 def budgets_per_row(runs: pd.DataFrame) -> dict[tuple[str, str, str], Budget]:
@@ -80,9 +81,10 @@ def budgets_per_row(runs: pd.DataFrame) -> dict[tuple[str, str, str], Budget]:
 def markdown(frame: pd.DataFrame) -> list[str]:
     """The section `write_report` adds to NAME.md."""
     lines = ["## Beside the published numbers", "",
-             "Each quoted number (from the suite file's `published:`) beside llsbench's mean ± sample std over "
-             "seeds in the same metric. Δ = llsbench − published. `within 2 std?` compares |Δ| with "
-             "2·√(std_llsbench² + std_published²); where llsbench is off, the reason is given.", "",
+             "Each quoted number (from the suite file's `published:`: a published one, or the authors' own code "
+             "run here at llsbench's budget) beside llsbench's mean ± sample std over seeds in the same metric. "
+             "Δ = llsbench − quoted. `within 2 std?` compares |Δ| with 2·√(std_llsbench² + std_quoted²); where "
+             "llsbench is off, the reason is given.", "",
              frame.to_markdown(index=False, disable_numparse=True), ""]
     off = frame[frame["within 2 std?"].str.startswith("NO")]
     if not off.empty:

@@ -13,6 +13,7 @@ labels them — and quotes the number its authors reported:
         epochs: 100               # the published budget
         source: "Frenkel et al. 2021, ..."
         setup: "784-1000-1000-10 tanh, NAG lr 1e-4, batch 100, 10 trials"
+        kind: published           # or authors-code: the authors' own code, run here at llsbench's budget
 
 `llsbench report` puts llsbench's mean ± std beside each quoted number.
 """
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 METRICS = ("test_error", "test_acc")
-_KEYS = ("dataset", "model", "method", "metric", "value", "std", "epochs", "source", "setup", "note")
+KINDS = ("published", "authors-code")
+_KEYS = ("dataset", "model", "method", "metric", "value", "std", "epochs", "source", "setup", "note", "kind")
 _REQUIRED = ("dataset", "model", "method", "metric", "value", "epochs", "source", "setup")
 
 
@@ -38,6 +40,7 @@ class Published:
     setup: str
     std: float | None = None
     note: str = ""
+    kind: str = "published"
 
     def accuracy(self) -> float:
         """The quoted number as a test accuracy in percent."""
@@ -54,6 +57,8 @@ def parse_published(reader, value: Any, cells: set[tuple[str, str, str]]) -> tup
         m = reader.mapping(item, key, _KEYS, _REQUIRED)
         if m["metric"] not in METRICS:
             raise reader.fail(f"{key}.metric", f"{m['metric']!r} is not allowed; valid values: {', '.join(METRICS)}")
+        if m.get("kind", "published") not in KINDS:
+            raise reader.fail(f"{key}.kind", f"{m['kind']!r} is not allowed; valid values: {', '.join(KINDS)}")
         for number in ("value", "std"):
             if number in m and not isinstance(m[number], (int, float)):
                 raise reader.fail(f"{key}.{number}", f"must be a number; got {m[number]!r}")
@@ -66,5 +71,6 @@ def parse_published(reader, value: Any, cells: set[tuple[str, str, str]]) -> tup
                                  value=float(m["value"]), epochs=m["epochs"],
                                  source=reader.text(m["source"], f"{key}.source"),
                                  setup=reader.text(m["setup"], f"{key}.setup"),
-                                 std=float(m["std"]) if "std" in m else None, note=str(m.get("note", ""))))
+                                 std=float(m["std"]) if "std" in m else None, note=str(m.get("note", "")),
+                                 kind=m.get("kind", "published")))
     return tuple(entries)
