@@ -19,7 +19,7 @@ def run_method(*args):
     (["nosuch"], "'nosuch'", ["bp", "lls", "lls-mxm"]),
     (["lls", "--model", "resnet9"], "'resnet9'", ["smallconv", "vgg8", "mobilenetv1"]),
     (["lls", "--dataset", "svhn"], "'svhn'", ["digits", "mnist", "cifar10"]),
-    (["lls", "--basis", "triangle"], "'triangle'", ["sin-ref", "cos", "square", "random"]),
+    (["lls", "--basis", "triangle"], "'triangle'", ["sin-ref", "square", "random", "cos", "sin-f64", "square-pm1", "random-cxt"]),
     (["lls", "-o", "tau=2"], "'tau'", ["basis", "normalize", "temperature"]),
     (["bp", "--basis", "square"], "'basis'", []),
     (["lls", "--activation", "gelu"], "'gelu'", ["leaky_relu", "tanh"]),

@@ -99,6 +99,21 @@ def test_report_cli_writes_the_files_and_explains_a_missing_suite(finished_smoke
     assert result.exit_code == 2 and "its budgets: shortened (epochs=2, limit_train_batches=3)" in result.output
 
 
+def test_report_puts_the_measured_number_beside_each_published_one(finished_smoke, tmp_path):
+    from dataclasses import replace
+
+    from llsbench.suites.published import Published
+    suite, uri, _ = finished_smoke
+    quoted = Published("digits", "smallconv", "dfa", "test_error", 0.5, 100, "a paper, Table 9", "their net", 0.01)
+    write_report("smoke", tmp_path, suite=replace(suite, published=(quoted,)), tracking_uri=uri, with_plots=False)
+    dfa = pd.read_csv(tmp_path / "smoke.csv").set_index("method").loc["dfa"]
+    md = (tmp_path / "smoke.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| digits") and "a paper, Table 9" in line)
+    assert "## Beside the published numbers" in md
+    assert f"{100 - dfa.test_acc_mean:.2f} ± {dfa.test_acc_std:.2f}" in row and "0.50 ± 0.01" in row
+    assert "NO: off by" in row and "shorter budget: 2 epoch(s) of 3 batches vs 100 epochs" in row
+
+
 def test_report_logs_its_table_and_files_to_the_suites_latest_parent_run(finished_smoke, tmp_path):
     """Last in this module: it adds a suite invocation (every cell skipped) to the shared store."""
     suite, uri, folder = finished_smoke

@@ -48,7 +48,7 @@ def data_options(f):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--basis", default=None, help="LLS basis: sin-ref, cos, square or random.")
+@click.option("--basis", default=None, help="LLS basis: sin-ref, square, random (reference-exact), cos, sin-f64, square-pm1, random-cxt.")
 @click.option("--temperature", type=float, default=None, help="Temperature of LLS-type local losses.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Any method option.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, help="Model dropout.")

@@ -25,7 +25,7 @@ LATEST_TAG = "report_latest"
 
 
 @dataclass(frozen=True)
-class Published:
+class LoggedReport:
     run_id: str
     folder: str  # artifact folder of this report in the run
     table: str  # artifact path of the MLflow table
@@ -47,7 +47,7 @@ def latest_parent_run(suite_name: str, *, tracking_uri: str | None = None,
 
 
 def publish_report(suite_name: str, report: Report, *, tracking_uri: str | None = None,
-                   experiment: str = DEFAULT_EXPERIMENT) -> Published:
+                   experiment: str = DEFAULT_EXPERIMENT) -> LoggedReport:
     run_id = latest_parent_run(suite_name, tracking_uri=tracking_uri, experiment=experiment)
     c = tracking.client(tracking_uri)
     folder = f"reports/{_stamp()}"
@@ -56,7 +56,7 @@ def publish_report(suite_name: str, report: Report, *, tracking_uri: str | None 
     for path in report.files:
         c.log_artifact(run_id, str(Path(path)), artifact_path=folder)
     c.log_batch(run_id, tags=[RunTag(LATEST_TAG, folder)])
-    return Published(run_id, folder, table)
+    return LoggedReport(run_id, folder, table)
 
 
 def _stamp() -> str:
