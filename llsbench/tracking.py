@@ -18,7 +18,9 @@ import mlflow
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
+from llsbench.store import prepare_store
 from llsbench.trainer import Callback
 
 if TYPE_CHECKING:
@@ -29,16 +31,27 @@ _PACKAGES = ("llsbench", "torch", "torchvision", "schedulefree", "mlflow", "fvco
 
 
 def client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client of the store (a new SQLite store is created safely first, see `llsbench.store`)."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    prepare_store(tracking_uri)
     return MlflowClient()
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None) -> str:
-    """The experiment's id, creating it first (do this before any worker starts)."""
+    """The experiment's id, creating it first (do this before any worker starts). Another
+    process creating it at the same moment is fine: then its id is returned."""
     c = client(tracking_uri)
     found = c.get_experiment_by_name(name)
-    return found.experiment_id if found else c.create_experiment(name)
+    if found:
+        return found.experiment_id
+    try:
+        return c.create_experiment(name)
+    except MlflowException:
+        found = c.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def find_runs(c: MlflowClient, experiment_id: str, tags: dict[str, str], status: str | None = None) -> list:
