@@ -41,7 +41,11 @@ def client(tracking_uri: str | None = None) -> MlflowClient:
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None) -> str:
     """The experiment's id, creating it first (do this before any worker starts). Another
     process creating it at the same moment is fine: then its id is returned."""
-    c = client(tracking_uri)
+    return experiment_in(client(tracking_uri), name)
+
+
+def experiment_in(c: MlflowClient, name: str) -> str:
+    """`ensure_experiment` in the store of the client `c`."""
     found = c.get_experiment_by_name(name)
     if found:
         return found.experiment_id

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from mlflow.exceptions import MlflowException
 
-from llsbench.tracking import ensure_experiment, find_runs
+from llsbench.tracking import experiment_in, find_runs
 from llsbench.trainer import Callback
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class Claim:
 
 def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> Claim:
     """Claim `cell` for `owner` or raise `HeldElsewhere` (see the module text for the rule)."""
-    experiment_id = ensure_experiment(claims_experiment(experiment))
+    experiment_id = experiment_in(client, claims_experiment(experiment))
     rivals: list = []
     for attempt in range(ATTEMPTS):
         mine = client.create_run(experiment_id, run_name=cell.label, tags={
