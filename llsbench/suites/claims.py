@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
 from llsbench.tracking import experiment_in, find_runs
@@ -90,18 +91,16 @@ class Claim:
     client: "MlflowClient"
     run_id: str
     owner: str
+    cell_run_id: str | None = None  # the cell's MLflow run, named on the claim by each heartbeat
     lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def beat(self) -> None:
+        tags = [RunTag(HEARTBEAT, str(_now_ms()))] + ([RunTag(CELL_RUN, self.cell_run_id)] if self.cell_run_id else [])
         try:
-            self.client.set_tag(self.run_id, HEARTBEAT, str(_now_ms()))
+            self.client.log_batch(self.run_id, tags=tags)
         except MlflowException:  # deleted: another owner took the cell over
             self.lost.set()
-
-    def attach(self, cell_run_id: str) -> None:
-        """Name the cell's MLflow run on the claim, so others can point at it."""
-        self.client.set_tag(self.run_id, CELL_RUN, cell_run_id)
 
     def __enter__(self) -> "Claim":
         threading.Thread(target=self._beat_until_stopped, name=f"heartbeat {self.run_id}", daemon=True).start()
@@ -172,16 +171,14 @@ def _withdraw(client: "MlflowClient", run_id: str) -> None:
 
 
 class ClaimGuard(Callback):
-    """Runs before the `MlflowLogger`: names the cell's run on the claim after the first epoch
-    and stops the cell before it logs an epoch once the claim was taken over."""
+    """Runs before the `MlflowLogger`: stops the cell before it logs an epoch once the claim
+    was taken over, and gives the claim the cell's run id for its heartbeats."""
 
     def __init__(self, claim: Claim, logger: "MlflowLogger"):
-        self.claim, self.logger, self.attached = claim, logger, False
+        self.claim, self.logger = claim, logger
 
     def on_epoch_end(self, trainer, metrics) -> None:
         if self.claim.lost.is_set():
             raise ClaimLost(f"taken over by another invocation; epoch {trainer.epoch} not logged here")
-        if not self.attached and self.logger.run_id:
-            self.claim.attach(self.logger.run_id)
-            self.attached = True
+        self.claim.cell_run_id = self.logger.run_id
 
