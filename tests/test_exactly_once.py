@@ -26,12 +26,12 @@ CELLS = expand(load_suite("smoke"), Overrides(seeds=1, epochs=EPOCHS, limit_trai
 
 
 def suite_process(folder, uri, run_dir, env_extra=None, args=ARGS):
-    return subprocess.Popen([LLSBENCH, "run", "suite", "smoke", *args, "--tracking-uri", uri, "--run-dir", str(run_dir)],
-                            cwd=folder, env=cli_env(env_extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    command = [LLSBENCH, "run", "suite", "smoke", *args, "--tracking-uri", uri, "--run-dir", str(run_dir)]
+    return subprocess.Popen(command, cwd=folder, env=cli_env(env_extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
 
-def finish(process) -> str:
+def finish(process) -> tuple[str, int]:
     output = process.communicate(timeout=400)[0]
     return output, process.returncode
 

@@ -105,9 +105,10 @@ def _summary(outcomes: list[CellOutcome]) -> str:
              f"{o.seconds:.1f}" if o.seconds else "", _note(o)) for i, o in enumerate(outcomes, 1)]
     counts = [f"{sum(o.status == s for o in outcomes)} {s}" for s in ("finished", "skipped", "failed")]
     counts += [f"{n} {s}" for s in ("interrupted", "elsewhere") if (n := sum(o.status == s for o in outcomes))]
-    text = tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"]) + f"\n\ncells: {', '.join(counts)}"
+    text = tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"])
+    text += f"\n\ncells: {', '.join(counts)}"
     if any(o.status == "elsewhere" for o in outcomes):
-        text += "\n(elsewhere: claimed by another invocation of this suite; run the command again later to see them done)"
+        text += "\n(elsewhere: trained by another invocation of this suite; run the command again later to see them)"
     return text
 
 
