@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from llsbench.suites import Overrides, RunContext, expand, load_suite, run_cell, run_suite
 from llsbench.suites import claims
 from llsbench.suites.claims import HEARTBEAT_ENV, TIMEOUT_ENV, HeldElsewhere
+from llsbench.tracking import ensure_experiment
 from llsbench.trainer import Callback
 
 EXPERIMENT = "llsbench"
@@ -160,3 +161,15 @@ def test_a_cell_whose_claim_was_taken_over_stops_before_logging_another_epoch(st
     assert run.info.status == "RUNNING"  # left to the new owner, with its checkpoint
     assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [1]
     assert (tmp_path / cell.key / "checkpoint.pt").exists()
+
+
+def test_an_orphan_run_whose_checkpoint_is_out_of_reach_is_marked_killed_and_the_cell_starts_over(store, cells,
+                                                                                                  tmp_path):
+    uri, client = store
+    cell = cells[11]
+    experiment = ensure_experiment(EXPERIMENT, uri)
+    orphan = client.create_run(experiment, tags={**cell.tags(), "mlflow.runName": cell.label}).info.run_id
+    ctx = RunContext(tracking_uri=uri, run_dir=tmp_path, device="cpu", profile=False)  # the other machine's dir
+    outcome = run_cell(cell, ctx)
+    assert outcome.status == "finished" and outcome.run_id != orphan and outcome.resumed_from is None
+    assert client.get_run(orphan).info.status == "KILLED"

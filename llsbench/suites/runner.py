@@ -139,18 +139,22 @@ def _train(cell: Cell, ctx: RunContext, client, experiment_id: str, cell_dir: Ce
 
 def _run_to_continue(client, experiment_id: str, cell: Cell, cell_dir: CellDir, remote: bool) -> str | None:
     """The cell's interrupted run to continue: the one named in the run dir, else (on an MLflow
-    server) the newest interrupted run whose checkpoint artifact could be fetched."""
+    server) the newest interrupted run whose checkpoint artifact could be fetched. Interrupted
+    runs that cannot be continued (their checkpoint is on another machine) are marked KILLED:
+    under the claim nobody else is training them."""
     local = continuable_run(client, cell_dir.run_id())
     if local is not None:
         if remote and not cell_dir.checkpoint.exists():
             remote_checkpoint.fetch(client, local, cell_dir.checkpoint)
         return local
-    if not remote:
-        return None
-    interrupted = [r.info.run_id for r in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
+    interrupted = [r for r in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
                    if r.info.status in ("RUNNING", "KILLED")]
-    return next((run_id for run_id in interrupted if remote_checkpoint.fetch(client, run_id, cell_dir.checkpoint)),
-                None)
+    continued = next((r.info.run_id for r in interrupted if remote and remote_checkpoint.fetch(
+        client, r.info.run_id, cell_dir.checkpoint)), None)
+    for orphan in interrupted:
+        if orphan.info.status == "RUNNING" and orphan.info.run_id != continued:
+            client.set_terminated(orphan.info.run_id, "KILLED")
+    return continued
 
 
 def _forget_checkpoints(client, cell_dir: CellDir, run_id: str | None, remote: bool) -> None:
