@@ -31,7 +31,8 @@ from llsbench.suites.schema import Suite
 from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger, ensure_experiment, find_runs
 from llsbench.trainer import Callback, Trainer
 
-STATUSES = ("finished", "skipped", "failed", "interrupted", "elsewhere")  # elsewhere: claimed by another invocation
+# elsewhere: claimed by another live invocation, which trains it
+STATUSES = ("finished", "skipped", "failed", "interrupted", "elsewhere")
 
 
 @dataclass(frozen=True)
@@ -180,14 +181,21 @@ def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell
     return run_id
 
 
+def prepare_tracking(ctx: RunContext) -> str:
+    """Create the store (safely, if new) and the experiments cells log to; do this once before
+    any cell or worker starts. Returns the experiment's id."""
+    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
+    ensure_experiment(claims.claims_experiment(ctx.experiment), ctx.tracking_uri)
+    return experiment_id
+
+
 def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: str,
               echo: Callable[[str], None] = print,
               callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: ()) -> tuple[str, list[CellOutcome]]:
     """Every cell in order under one new parent run; returns its id and the outcomes.
     Raises `SuiteInterrupted` on Ctrl-C, after marking the parent run KILLED."""
     client = tracking.client(ctx.tracking_uri)
-    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)  # before any cell (or worker) starts
-    ensure_experiment(claims.claims_experiment(ctx.experiment), ctx.tracking_uri)
+    experiment_id = prepare_tracking(ctx)
     parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
                                   tags=_parent_tags(suite, cells, ctx, command)).info.run_id
     ctx = replace(ctx, parent_run_id=parent_id)
