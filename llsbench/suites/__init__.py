@@ -11,6 +11,6 @@ from llsbench.suites.runner import (STATUSES, CellOutcome, RunContext, SuiteInte
 from llsbench.suites.schema import Suite, SuiteError
 
 __all__ = [
-    "STATUSES", "Cell", "CellOutcome", "Overrides", "RunContext", "Suite", "SuiteError", "SuiteInterrupted", "SuiteNotFoundError",
-    "cell_key", "expand", "load_suite", "prepare_tracking", "run_cell", "run_suite", "shipped_suites", "suite_path",
+    "STATUSES", "Cell", "CellOutcome", "Overrides", "RunContext", "Suite", "SuiteError", "SuiteInterrupted",
+    "SuiteNotFoundError", "cell_key", "expand", "load_suite", "prepare_tracking", "run_cell", "run_suite", "shipped_suites", "suite_path",
 ]
