@@ -12,5 +12,6 @@ from llsbench.suites.schema import Suite, SuiteError
 
 __all__ = [
     "STATUSES", "Cell", "CellOutcome", "Overrides", "RunContext", "Suite", "SuiteError", "SuiteInterrupted",
-    "SuiteNotFoundError", "cell_key", "expand", "load_suite", "prepare_tracking", "run_cell", "run_suite", "shipped_suites", "suite_path",
+    "SuiteNotFoundError", "cell_key", "expand", "load_suite", "prepare_tracking", "run_cell", "run_suite",
+    "shipped_suites", "suite_path",
 ]
