@@ -136,7 +136,10 @@ def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> C
             _withdraw(client, mine)
             raise HeldElsewhere(held[0].data.tags.get(OWNER, "?"), held[0].data.tags.get(CELL_RUN))
         if not rivals:
-            client.set_tag(mine, STATE, "held")
+            try:
+                client.set_tag(mine, STATE, "held")
+            except MlflowException:  # deleted meanwhile by a task of my own owner taking the cell over
+                raise HeldElsewhere(owner) from None
             return Claim(client, mine, owner)
         _withdraw(client, mine)
         time.sleep(random.uniform(0.05, 0.5) * (attempt + 1))
