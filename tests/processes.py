@@ -50,8 +50,8 @@ def serving(args: list[str], cwd, port: int):
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
+        try:  # uvicorn waits for open keep-alive connections (this process's clients): do not wait long
+            server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=20)
