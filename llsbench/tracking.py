@@ -18,7 +18,9 @@ import mlflow
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
+from llsbench.store import prepare_store
 from llsbench.tracking_ui import dataset_inputs, experiment_tags, missing_experiment_tags, source_tags
 from llsbench.trainer import Callback
 
@@ -30,18 +32,30 @@ _PACKAGES = ("llsbench", "torch", "torchvision", "schedulefree", "mlflow", "fvco
 
 
 def client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client of the store (a new SQLite store is created safely first, see `llsbench.store`)."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    prepare_store(tracking_uri)
     return MlflowClient()
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None) -> str:
     """The experiment's id, creating it first (do this before any worker starts), tagged so that
-    the MLflow UI opens it as model training with llsbench's runs-table view."""
-    c = client(tracking_uri)
+    the MLflow UI opens it as model training with llsbench's runs-table view. Another process
+    creating it at the same moment is fine: then its id is returned."""
+    return experiment_in(client(tracking_uri), name)
+
+
+def experiment_in(c: MlflowClient, name: str) -> str:
+    """`ensure_experiment` in the store of the client `c`."""
     found = c.get_experiment_by_name(name)
     if found is None:
-        return c.create_experiment(name, tags=experiment_tags())
+        try:
+            return c.create_experiment(name, tags=experiment_tags())
+        except MlflowException:
+            found = c.get_experiment_by_name(name)
+            if found is None:
+                raise
     for key, value in missing_experiment_tags(found.tags).items():
         c.set_experiment_tag(found.experiment_id, key, value)
     return found.experiment_id

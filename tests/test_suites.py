@@ -195,3 +195,12 @@ def test_cli_reports_a_bad_suite_in_one_line_and_dry_run_records_nothing(tmp_pat
     assert "24 cells; budget: shortened (epochs=2)" in result.output
     assert "drtp-conv-cifar" in result.output and "pepita-fc" in result.output
     assert list(tmp_path.iterdir()) == [bad]  # no mlflow.db, no run dir
+
+
+def test_a_suite_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    result = CliRunner().invoke(cli, ["run", "suite", str(bad), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {bad}: not a UTF-8 text file (byte 0xff at offset 0); a suite is a YAML file in UTF-8"]

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from ui_server import get, running_ui
+from processes import get, running_ui
 
 from llsbench.suites import Overrides, RunContext, expand, load_suite, run_suite
 

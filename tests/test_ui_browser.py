@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from ui_server import running_ui
+from processes import running_ui
 
 from llsbench.reports import write_report
 from llsbench.reports.publish import publish_report
