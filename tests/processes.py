@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 LLSBENCH = shutil.which("llsbench", path=str(Path(sys.executable).parent)) or shutil.which("llsbench")
@@ -30,32 +31,53 @@ def get(url: str, payload: dict | None = None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+@dataclass
+class Server:
+    base: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @contextmanager
 def serving(args: list[str], cwd, port: int):
-    """Start `llsbench <args>` (a server on `port`), wait until it answers, stop it afterwards."""
-    server = subprocess.Popen([LLSBENCH, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    """Start `llsbench <args>` (a server on `port`), wait until it answers, stop it afterwards.
+    Its output goes to a file, not a pipe a busy server could fill and block on."""
+    log = Path(cwd) / f"server-{port}.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([LLSBENCH, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    running = Server(f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                status, _ = get(f"{base}/health")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert server.poll() is None, server.stdout.read().decode()
-                assert time.monotonic() < deadline, "MLflow server did not answer in time"
-                time.sleep(0.5)
-        assert status == 200
-        yield base
+        _wait_healthy(running, server)
+        yield running
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
+        try:  # uvicorn waits for open keep-alive connections (this process's clients): do not wait long
+            server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=20)
-        server.stdout.close()
+
+
+def running_ui(tracking_uri: str, cwd: Path):
+    """`llsbench ui` on a free port over `tracking_uri`."""
+    port = free_port()
+    return serving(["ui", "--port", str(port), "--tracking-uri", tracking_uri], cwd, port)
+
+
+def _wait_healthy(running: Server, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while True:
+        try:
+            status, _ = get(f"{running.base}/health")
+            assert status == 200
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            assert server.poll() is None, running.output()
+            assert time.monotonic() < deadline, f"server did not answer in {STARTUP_S} s:\n{running.output()}"
+            time.sleep(0.5)
 
 
 def cli_env(extra: dict | None = None) -> dict:
