@@ -1,6 +1,6 @@
-"""Running cells: `run_cell` is one cell from its pure description (so cells could be fanned
-out over GPUs or Ray workers later); `run_suite` runs a list of them in order under one MLflow
-parent run.
+"""Running cells: `run_cell` is one cell from its pure description (so an engine can run it
+anywhere: in this process, or as a Ray task on another machine); `run_suite` runs a list of them
+under one MLflow parent run, by an engine (`llsbench.executor`; default: in order, here).
 
 A cell already FINISHED in MLflow with the same key is skipped; a cell with a checkpoint
 continues from it and in the same MLflow run; a cell that fails (diverges, misses its data,
@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
 import mlflow
 from mlflow.entities import Param, RunTag
@@ -22,6 +22,7 @@ from mlflow.entities import Param, RunTag
 from llsbench import tracking
 from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
+from llsbench.executor import Engine, SequentialEngine, SuiteProgress
 from llsbench.profiling.callback import ProfileCallback
 from llsbench.suites import claims, remote_checkpoint
 from llsbench.suites.cells import Cell
@@ -61,6 +62,7 @@ class CellOutcome:
     final_test_acc: float | None = None
     resumed_from: int | None = None  # epoch the cell continued from, when it resumed
     seconds: float = 0.0
+    log: str | None = None  # the file holding the cell's console output, when an engine kept one
 
 
 @dataclass
@@ -191,55 +193,44 @@ def prepare_tracking(ctx: RunContext) -> str:
 
 def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: str,
               echo: Callable[[str], None] = print,
-              callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: ()) -> tuple[str, list[CellOutcome]]:
-    """Every cell in order under one new parent run; returns its id and the outcomes.
-    Raises `SuiteInterrupted` on Ctrl-C, after marking the parent run KILLED."""
+              callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: (),
+              engine: Engine | None = None, live: IO[str] | None = None) -> tuple[str, list[CellOutcome]]:
+    """Every cell under one new parent run, by `engine` (default: in order, in this process, with
+    the extra trainer `callbacks`); returns the parent run's id and the outcomes in cell order.
+    `live`: a terminal to keep the suite's status line on. Raises `SuiteInterrupted` on Ctrl-C,
+    after marking the parent run KILLED."""
+    engine = engine or SequentialEngine(callbacks)
     client = tracking.client(ctx.tracking_uri)
     experiment_id = prepare_tracking(ctx)
     parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
-                                  tags=_parent_tags(suite, cells, ctx, command)).info.run_id
+                                  tags=_parent_tags(suite, cells, ctx, command, engine)).info.run_id
     ctx = replace(ctx, parent_run_id=parent_id)
-    outcomes: list[CellOutcome] = []
-    width = len(str(len(cells)))
-    for i, cell in enumerate(cells, 1):
-        prefix = f"[{i:>{width}}/{len(cells)}] {cell.label}"
-        try:
-            outcome = run_cell(cell, ctx, callbacks(cell))
-        except KeyboardInterrupt:
-            outcomes.append(CellOutcome(cell, "interrupted", reason="Ctrl-C"))
-            echo(f"{prefix}: interrupted")
-            _close_parent(client, parent_id, outcomes, "KILLED")
-            raise SuiteInterrupted(outcomes, parent_id) from None
-        outcomes.append(outcome)
-        echo(f"{prefix}: {describe(outcome)}")
-    _close_parent(client, parent_id, outcomes, "FINISHED")
-    return parent_id, outcomes
+    progress = SuiteProgress(cells, echo, counts=engine.concurrent, live=live)
+    try:
+        engine.run(cells, ctx, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        _close_parent(client, parent_id, progress.outcomes, "KILLED")
+        raise SuiteInterrupted(progress.in_cell_order(), parent_id) from None
+    progress.close()
+    _close_parent(client, parent_id, progress.outcomes, "FINISHED")
+    return parent_id, progress.in_cell_order()
 
 
-def describe(outcome: CellOutcome) -> str:
-    text = outcome.status
-    if outcome.final_test_acc is not None:
-        text += f", test acc {outcome.final_test_acc:.2f}%"
-    if outcome.resumed_from:
-        text += f", resumed from epoch {outcome.resumed_from}"
-    if outcome.seconds:
-        text += f" ({outcome.seconds:.1f} s)"
-    if outcome.reason:
-        text += f": {outcome.reason}"
-    return text
-
-
-def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: str) -> dict[str, str]:
+def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: str,
+                 engine: Engine) -> dict[str, str]:
     budgets = sorted({c.budget_text for c in cells})
     seeds = sorted({c.seed for c in cells})
     note = suite.description + "".join(f"\n\n**{k}**: {v}" for k, v in suite.notes.items())
     return {**tracking.environment_tags(resolve_device(ctx.device)), "suite": suite.name, "role": "suite",
             "suite_file": str(suite.path), "command": command, "budget": "; ".join(budgets) or "none",
             "seeds": ",".join(map(str, seeds)), "cells": str(len(cells)), "run_dir": str(ctx.run_dir),
+            "engine": engine.description,
             "mlflow.note.content": note[:5000]}
 
 
 def _close_parent(client, parent_id: str, outcomes: list[CellOutcome], status: str) -> None:
-    counts = {f"cells_{s}": str(sum(o.status == s for o in outcomes)) for s in STATUSES}
+    statuses = [*STATUSES, *sorted({o.status for o in outcomes} - set(STATUSES))]
+    counts = {f"cells_{s}": str(sum(o.status == s for o in outcomes)) for s in statuses}
     client.log_batch(parent_id, tags=[RunTag(k, v) for k, v in counts.items()])
     client.set_terminated(parent_id, status)
