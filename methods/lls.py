@@ -18,6 +18,7 @@ from torch import nn
 
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform
 
 BASES = ("sin-ref", "cos", "square", "random")
 FREQ_MIN, FREQ_MAX = 50.0, 512.0  # radians per index, as in the reference code
@@ -142,6 +143,8 @@ class LLS(BlockLocalMethod):
         "normalize": Option("auto", "L2-normalise a(l) before projecting; auto = reference behaviour "
                                     "(on for waveform bases, off for random)", ("auto", "on", "off")),
     }
+
+    search_space = {**DEFAULT_SPACE, "temperature": LogUniform(0.05, 5.0)}
 
     def build_aux(self) -> nn.Module:
         width = [self.signal_width(i) for i in range(len(self.model.blocks))]

@@ -57,6 +57,7 @@ from llsbench.costs import weight_layer_macs
 from llsbench.errors import ConfigError, LLSBenchError
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -158,6 +159,7 @@ class PEPITA(Method):
         "conv_positions": Option("sum", "conv update over output positions: sum (conv2d_weight) or mean (official "
                                         "conv code)", ("sum", "mean")),
     }
+    search_space = {**DEFAULT_SPACE, "f_scale": LogUniform(0.005, 0.5)}
 
     def build_aux(self) -> nn.Module:
         scale = self.config["f_scale"]
