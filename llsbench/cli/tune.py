@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import optuna
 
 from llsbench import tracking
 from llsbench.cli.common import UserError, comma_list
@@ -76,7 +77,7 @@ def tune_cmd(methods, model, dataset, trials, epochs, space_file, study_name, st
     bases = {r: RunConfig(method=r, model=model, dataset=dataset, epochs=epochs, seed=seed,
                           limit_test_batches=limit_val_batches, **settings).validate() for r in rules}
     command = _command_line(click.get_current_context())
-    env = tracking.environment_tags(resolve_device(settings["device"]))
+    env = {**tracking.environment_tags(resolve_device(settings["device"])), "version.optuna": optuna.__version__}
     uri = parent = None
     if not no_track:
         tracking.client(tracking_uri)

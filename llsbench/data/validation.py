@@ -23,7 +23,7 @@ from llsbench.errors import ConfigError, LLSBenchError
 VALIDATION_SALT = 20261201  # a different permutation from the train_subset one
 
 
-class TestSetSealed(LLSBenchError):
+class SealedTestSetError(LLSBenchError):
     """Something read the test set while it was sealed (during tuning)."""
 
 
@@ -44,7 +44,7 @@ class SealedTestSet:
         pass
 
     def __iter__(self):
-        raise TestSetSealed("the test set is sealed while tuning: trials are scored on the validation split only")
+        raise SealedTestSetError("the test set is sealed while tuning: trials are scored on the validation split only")
 
 
 def validation_size(n: int, fraction: float) -> int:

@@ -73,13 +73,13 @@ def tuned_table(data: dict[str, Any]) -> pd.DataFrame:
                      "chosen": ", ".join(f"{k}={_short(v)}" for k, v in chosen.items()),
                      "val_acc": entry["val_acc"], "tuned_test_acc": tuned, "fixed_test_acc": fixed,
                      "delta": None if tuned is None or fixed is None else round(tuned - fixed, 2),
-                     "trials_done": entry["trials"]})
+                     "trials_done": ", ".join(f"{v} {k}" for k, v in entry["trials"].items())})
     return pd.DataFrame(rows)
 
 
 def tuned_markdown(data: dict[str, Any], command: str = "") -> str:
     table = tuned_table(data)
-    text = table.assign(trials_done=table["trials_done"].map(lambda c: ", ".join(f"{v} {k}" for k, v in c.items())))
+    text = table.copy()
     for column in ("val_acc", "tuned_test_acc", "fixed_test_acc", "delta"):
         text[column] = text[column].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:+.2f}" if column == "delta"
                                         else f"{v:.2f}")

@@ -114,7 +114,7 @@ class Fixed:
         pass
 
     def suggest(self, trial, name: str):
-        return self.value
+        return trial.suggest_categorical(name, [self.value])  # recorded with the trial's params
 
     def to_yaml(self) -> dict:
         return {self.kind: self.value}
