@@ -87,7 +87,7 @@ def tune_cmd(methods, model, dataset, trials, epochs, space_file, study_name, st
     jobs = [TuningJob(study=study, base=bases[r], space=spaces[r], trials=trials, storage=storage,
                       val_fraction=val_fraction, val_seed=val_seed, sampler_seed=seed, experiment=experiment,
                       tracking_uri=uri, parent_run_id=parent) for r in rules]
-    click.echo(f"study {study}: {', '.join(rules)} on {model}/{dataset}, {trials} trials × {epochs} epochs each; "
+    click.echo(f"study {study}: {', '.join(rules)} on {model}/{dataset}, {trials} trial(s) × {epochs} epoch(s) each; "
                f"storage {storage}")
     try:
         results = tune(jobs, workers=workers, ray_address=ray_address, test=not no_test, echo=click.echo)

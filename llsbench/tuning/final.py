@@ -4,6 +4,7 @@ evaluated on the test set — the only time the test set is read. Results are ke
 rule's study, so a resumed study whose best trial did not change does not retrain."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -21,7 +22,7 @@ def test_once(job: TuningJob, study: optuna.Study, which: str, params: dict[str,
     cached = study.user_attrs.get(key)
     if cached and cached["params"] == _jsonable(params):
         return cached
-    config = trial_config(job.base, params)
+    config = replace(trial_config(job.base, params), limit_test_batches=None)  # the cap was on validation batches
     callbacks = []
     if job.tracking_uri is not None:
         tags = {**job.extra_tags, "role": ROLES[which], "study": job.study, "optuna_study": job.optuna_name}
