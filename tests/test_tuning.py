@@ -72,7 +72,7 @@ def tuned(tmp_path_factory, tracking_uri):
     """bp and lls on digits, 3 trials x 1 epoch each, without the final test."""
     out = tmp_path_factory.mktemp("tuned")
     args = ("--methods", "bp,lls", "--trials", "3", "--epochs", "1", "--study-name", "t", "--output-dir", str(out),
-            "--tracking-uri", tracking_uri, *FAST)
+            "--tracking-uri", tracking_uri, "--limit-val-batches", "1", *FAST)
     return {"out": out, "args": args, "storage": f"sqlite:///{out / 't.db'}"}
 
 
@@ -84,6 +84,7 @@ def test_tuning_reads_no_test_batch_and_writes_a_best_configuration_per_rule(tun
     assert set(fragment["methods"]) == {"bp", "lls"}
     assert fragment["budget"]["trials"] == 3 and fragment["budget"]["epochs"] == 1
     assert fragment["budget"]["val_fraction"] == 0.1 and fragment["budget"]["n_val"] == 144
+    assert fragment["budget"]["limit_val_batches"] == 1
     for rule, entry in fragment["methods"].items():
         assert 1e-4 <= entry["settings"]["lr"] <= 3e-2 and entry["trials"] == {"complete": 3}
         trials = study_trials(tuned["storage"], f"t:{rule}")
@@ -105,7 +106,7 @@ def test_trials_are_nested_mlflow_runs_with_validation_curves(tuned, tracking_ur
     assert parents[0].data.metrics["val_acc.bp"] > 10
 
 
-def test_rerun_resumes_the_study_and_tests_the_chosen_config_once(tuned, tripwires):
+def test_rerun_resumes_the_study_and_tests_the_chosen_config_once(tuned, tripwires, tracking_uri):
     tripwires.armed = False  # the final tests read the test set: count the reads instead
     result = tune(*tuned["args"])  # the same budget: no new trial, only the final tests
     assert result.exit_code == 0, result.output
@@ -115,6 +116,8 @@ def test_rerun_resumes_the_study_and_tests_the_chosen_config_once(tuned, tripwir
     fragment = yaml.safe_load((tuned["out"] / "t.yaml").read_text())
     for entry in fragment["methods"].values():
         assert entry["test_acc"] > 10 and entry["fixed_test_acc"] > 10
+        final = tracking.client(tracking_uri).get_run(entry["test_run_id"]).data
+        assert final.tags["role"] == "final-tuned" and final.params["limit_test_batches"] == "None"  # whole test set
     result = tune(*tuned["args"][:3], "4", *tuned["args"][4:])  # --trials 4: one more trial each
     assert result.exit_code == 0, result.output
     assert "bp: 3/4 trials already in study 't:bp', running 1 more" in result.output

@@ -10,6 +10,7 @@ import yaml
 
 from llsbench.errors import ConfigError
 from llsbench.tuning.spaces import TUNABLE_SETTINGS
+from llsbench.yamlfile import read_yaml
 
 SELECTION = ("validation accuracy after the last epoch, on a split of the training set carved once "
              "(fixed seed); the test set is sealed while tuning")
@@ -52,12 +53,7 @@ def write_fragment(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 def read_fragment(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"tuned settings {path}: cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"tuned settings {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, "tuned settings", ConfigError)
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise ConfigError(f"tuned settings {path}: needs a `methods:` mapping (written by `llsbench tune`)")
     return data

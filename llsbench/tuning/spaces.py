@@ -18,12 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, ClassVar
 
 from llsbench.errors import ConfigError
 from llsbench.options import Option
+from llsbench.yamlfile import read_yaml
 
 # Run settings a space may tune (RunConfig fields); every other key must be an option of the rule.
 TUNABLE_SETTINGS = ("lr", "weight_decay", "momentum")
@@ -35,61 +34,53 @@ class SpaceError(ConfigError):
 
 
 @dataclass(frozen=True)
-class LogUniform:
+class _Range:
     low: float
     high: float
-    kind = "log_uniform"
+    kind: ClassVar[str] = ""
 
     def check(self, where: str) -> None:
         _ordered(where, self, self.low, self.high)
+
+    def to_yaml(self) -> dict:
+        return {self.kind: [self.low, self.high]}
+
+
+class LogUniform(_Range):
+    kind = "log_uniform"
+
+    def check(self, where: str) -> None:
+        super().check(where)
         if self.low <= 0:
             raise SpaceError(f"{where}: log_uniform needs low > 0, got [{self.low}, {self.high}]")
 
     def suggest(self, trial, name: str):
         return trial.suggest_float(name, self.low, self.high, log=True)
 
-    def to_yaml(self) -> dict:
-        return {self.kind: [self.low, self.high]}
 
-
-@dataclass(frozen=True)
-class Uniform:
-    low: float
-    high: float
+class Uniform(_Range):
     kind = "uniform"
-
-    def check(self, where: str) -> None:
-        _ordered(where, self, self.low, self.high)
 
     def suggest(self, trial, name: str):
         return trial.suggest_float(name, self.low, self.high)
 
-    def to_yaml(self) -> dict:
-        return {self.kind: [self.low, self.high]}
 
-
-@dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
+class IntRange(_Range):
     kind = "int"
 
     def check(self, where: str) -> None:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high)):
             raise SpaceError(f"{where}: int needs two integers [low, high], got [{self.low!r}, {self.high!r}]")
-        _ordered(where, self, self.low, self.high)
+        super().check(where)
 
     def suggest(self, trial, name: str):
         return trial.suggest_int(name, self.low, self.high)
-
-    def to_yaml(self) -> dict:
-        return {self.kind: [self.low, self.high]}
 
 
 @dataclass(frozen=True)
 class Choice:
     values: tuple
-    kind = "choice"
+    kind: ClassVar[str] = "choice"
 
     def __init__(self, *values):
         object.__setattr__(self, "values", tuple(values))
@@ -108,7 +99,7 @@ class Choice:
 @dataclass(frozen=True)
 class Fixed:
     value: Any
-    kind = "fixed"
+    kind: ClassVar[str] = "fixed"
 
     def check(self, where: str) -> None:
         pass
@@ -191,12 +182,7 @@ def _sample_values(dist: Distribution) -> list:
 def read_space_file(path: str | Path, rules: list[str]) -> dict[str, dict[str, Distribution]]:
     """The overrides of a space file, per rule (`all` spread over every rule in `rules`)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpaceError(f"space file {path}: cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"space file {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, "space file", SpaceError)
     if not isinstance(data, dict):
         raise SpaceError(f"space file {path}: must be a mapping of rule: {{key: distribution}}; got {data!r}"[:200])
     allowed = [ALL_RULES, *rules]
