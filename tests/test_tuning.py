@@ -76,6 +76,7 @@ def tuned(tmp_path_factory, tracking_uri):
     return {"out": out, "args": args, "storage": f"sqlite:///{out / 't.db'}"}
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_tuning_reads_no_test_batch_and_writes_a_best_configuration_per_rule(tuned, tripwires):
     result = tune(*tuned["args"], "--no-test")
     assert result.exit_code == 0, result.output
@@ -92,6 +93,7 @@ def test_tuning_reads_no_test_batch_and_writes_a_best_configuration_per_rule(tun
     assert set(fragment["methods"]["lls"]["method_options"]) == {"temperature"}
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_trials_are_nested_mlflow_runs_with_validation_curves(tuned, tracking_uri):
     c = tracking.client(tracking_uri)
     experiment = c.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT).experiment_id
@@ -106,6 +108,7 @@ def test_trials_are_nested_mlflow_runs_with_validation_curves(tuned, tracking_ur
     assert parents[0].data.metrics["val_acc.bp"] > 10
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_rerun_resumes_the_study_and_tests_the_chosen_config_once(tuned, tripwires, tracking_uri):
     tripwires.armed = False  # the final tests read the test set: count the reads instead
     result = tune(*tuned["args"])  # the same budget: no new trial, only the final tests
@@ -125,12 +128,22 @@ def test_rerun_resumes_the_study_and_tests_the_chosen_config_once(tuned, tripwir
     assert tripwires.reads <= 4 + 2  # the fixed recipe is not retrained; a new best config is, once
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_changed_protocol_under_the_same_name_is_refused(tuned):
     result = tune(*tuned["args"][:5], "2", *tuned["args"][6:], "--no-test", "--no-track")
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("Error: study 't:bp'") and "epochs='1'" in result.output
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
+def test_a_smaller_budget_than_the_study_holds_is_refused(tuned):
+    result = tune(*tuned["args"][:3], "1", *tuned["args"][4:], "--no-test", "--no-track")
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: study 't:bp'") and "more than --trials 1" in last
+
+
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_report_tuned_states_budget_and_chosen_hyperparameters(tuned, tmp_path):
     result = CliRunner().invoke(cli, ["report", "--tuned", str(tuned["out"] / "t.yaml"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -139,6 +152,7 @@ def test_report_tuned_states_budget_and_chosen_hyperparameters(tuned, tmp_path):
     assert "retrained from scratch on the full training set" in text
 
 
+@pytest.mark.slow  # shares the module's tuned study (tens of seconds to make)
 def test_suite_settings_from_applies_the_tuned_settings(tuned, tmp_path):
     fragment = yaml.safe_load((tuned["out"] / "t.yaml").read_text())
     suite = tmp_path / "s.yaml"

@@ -2,6 +2,7 @@
 split, with Optuna; the best configuration written as a YAML fragment a suite can use."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -21,7 +22,7 @@ from llsbench.tuning.objective import TuningJob
 from llsbench.tuning.output import fragment, tuned_markdown, write_fragment
 from llsbench.tuning.run import close_parent, open_parent, tune
 from llsbench.tuning.spaces import read_space_file, rule_space
-from llsbench.tuning.study import absolute_sqlite, default_storage, startup_trials
+from llsbench.tuning.study import absolute_sqlite, default_storage, prepare_study, startup_trials
 
 DEFAULT_OUTPUT = "tuned"
 
@@ -78,15 +79,18 @@ def tune_cmd(methods, model, dataset, trials, epochs, space_file, study_name, st
                           limit_test_batches=limit_val_batches, **settings).validate() for r in rules}
     command = _command_line(click.get_current_context())
     env = {**tracking.environment_tags(resolve_device(settings["device"])), "version.optuna": optuna.__version__}
+    jobs = [TuningJob(study=study, base=bases[r], space=spaces[r], trials=trials, storage=storage,
+                      val_fraction=val_fraction, val_seed=val_seed, sampler_seed=seed, experiment=experiment)
+            for r in rules]
+    for job in jobs:
+        prepare_study(job)  # a changed protocol is refused before anything is recorded
     uri = parent = None
     if not no_track:
         tracking.client(tracking_uri)
         uri = absolute_sqlite(tracking.mlflow.get_tracking_uri())  # Ray workers may start elsewhere
         parent = open_parent(study, experiment, uri, {**env, "command": command, "storage": storage,
                                                        "budget": f"{trials} trials x {epochs} epochs"})
-    jobs = [TuningJob(study=study, base=bases[r], space=spaces[r], trials=trials, storage=storage,
-                      val_fraction=val_fraction, val_seed=val_seed, sampler_seed=seed, experiment=experiment,
-                      tracking_uri=uri, parent_run_id=parent) for r in rules]
+    jobs = [replace(job, tracking_uri=uri, parent_run_id=parent) for job in jobs]
     click.echo(f"study {study}: {', '.join(rules)} on {model}/{dataset}, {trials} trial(s) × {epochs} epoch(s) each; "
                f"storage {storage}")
     try:

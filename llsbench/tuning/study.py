@@ -63,10 +63,14 @@ def prepare_study(job: TuningJob) -> optuna.Study:
     recorded, wanted = study.user_attrs.get("protocol"), job.protocol()
     if recorded is None:
         study.set_user_attr("protocol", wanted)
-    elif recorded != wanted:
+    if recorded is not None and recorded != wanted:
         key = next(k for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k))
         raise ConfigError(f"study {job.optuna_name!r} in {job.storage} was run with {key}={recorded.get(key)!r}, "
                           f"this command asks {key}={wanted.get(key)!r}; use another --study-name or the same settings")
+    if counted_trials(study) > job.trials:
+        raise ConfigError(f"study {job.optuna_name!r} in {job.storage} already holds {counted_trials(study)} trials, "
+                          f"more than --trials {job.trials}: give at least {counted_trials(study)} or another "
+                          f"--study-name (every rule must get the same budget)")
     return study
 
 
@@ -80,8 +84,8 @@ def remaining_trials(study: optuna.Study, total: int) -> int:
 
 def worker_shares(remaining: int, workers: int) -> list[int]:
     """`remaining` trials split over `workers` (no worker idle while another has two more)."""
-    return [remaining // workers + (i < remaining % workers) for i in range(workers) if
-            remaining // workers + (i < remaining % workers) > 0]
+    shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    return [share for share in shares if share > 0]
 
 
 def run_trials(job: TuningJob, n_trials: int, worker: int = 0, echo: Callable[[str], None] = print) -> None:
