@@ -217,6 +217,25 @@ def test_space_file_overrides_and_pins(tmp_path):
     assert entry["settings"]["weight_decay"] == 0.0 and entry["method_options"] == {"temperature": 0.5}
 
 
+def test_a_suite_search_space_is_checked_on_load_and_used_by_tune(tmp_path):
+    suite = {"name": "s", "description": "d", "seeds": 1,
+             "matrix": {"datasets": ["digits"], "models": ["smallconv"], "methods": ["bp", "lls", "dfa"]},
+             "search_space": {"all": {"weight_decay": {"fixed": 0.0}}, "lls": {"temperature": {"fixed": 2.0}},
+                              "dfa": {"init": {"fixed": "lls-ref"}}}}  # dfa: in the suite, not tuned below
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    load_suite(path)
+    result = tune("--methods", "lls", "--space", str(path), "--trials", "1", "--epochs", "1", "--no-track", "--no-test",
+                  "--output-dir", str(tmp_path), *FAST)
+    assert result.exit_code == 0, result.output
+    entry = yaml.safe_load((tmp_path / "smallconv-digits.yaml").read_text())["methods"]["lls"]
+    assert entry["settings"]["weight_decay"] == 0.0 and entry["method_options"] == {"temperature": 2.0}
+    suite["search_space"] = {"lls": {"temprature": {"uniform": [0.1, 1.0]}}}
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(SuiteError, match=r"s\.yaml: search_space: lls\.temprature: not a tunable key of lls; valid keys"):
+        load_suite(path)
+
+
 @pytest.mark.slow
 def test_workers_run_trials_as_ray_tasks_on_the_shared_storage(tmp_path):
     result = tune("--methods", "bp", "--trials", "2", "--epochs", "1", "--workers", "2", "--no-track", "--no-test",

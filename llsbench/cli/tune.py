@@ -17,6 +17,7 @@ from llsbench.data import DATASETS
 from llsbench.method_registry import METHODS
 from llsbench.models import MODELS
 from llsbench.optim import OPTIMIZERS
+from llsbench.suites import shipped_suites
 from llsbench.tracking import DEFAULT_EXPERIMENT
 from llsbench.tuning.objective import TuningJob
 from llsbench.tuning.output import fragment, tuned_markdown, write_fragment
@@ -33,7 +34,8 @@ DEFAULT_OUTPUT = "tuned"
 @click.option("--dataset", default="digits", show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Trials per rule.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs per trial.")
-@click.option("--space", "space_file", type=click.Path(dir_okay=False), help="YAML file overriding search spaces.")
+@click.option("--space", "space_file", help="YAML file overriding search spaces, or a suite (file or shipped name) "
+              "with a search_space section.")
 @click.option("--study-name", help="Name of the study (default: MODEL-DATASET); the same name resumes it.")
 @click.option("--storage", help="Optuna RDB storage URL (default: sqlite:///OUTPUT_DIR/STUDY.db).")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
@@ -72,7 +74,7 @@ def tune_cmd(methods, model, dataset, trials, epochs, space_file, study_name, st
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     storage = absolute_sqlite(storage or default_storage(out, study))
-    overrides = read_space_file(space_file, rules) if space_file else {}
+    overrides = read_space_file(_space_path(space_file), rules) if space_file else {}
     spaces = {r: rule_space(r, METHODS.get(r).search_space, METHODS.get(r).options, overrides.get(r),
                             where=f"space file {space_file}" if space_file else "") for r in rules}
     bases = {r: RunConfig(method=r, model=model, dataset=dataset, epochs=epochs, seed=seed,
@@ -126,3 +128,8 @@ def _rules(methods: str) -> list[str]:
     if len(set(rules)) != len(rules):
         raise UserError(f"--methods repeats a rule: {methods}")
     return rules
+
+
+def _space_path(value: str) -> Path:
+    shipped = shipped_suites()
+    return shipped[value] if not Path(value).exists() and value in shipped else Path(value)

@@ -13,6 +13,8 @@ A suite is data (lm-evaluation-harness style): a YAML mapping with
                                registered name), set its `dataset` variant (e.g. cifar10 →
                                cifar10-aug), `settings`, `model_options` or `method_options`
     notes                      free text (name → text): where the paper's own choice is ambiguous
+    search_space               what `llsbench tune --space SUITE` searches, per method (or `all`), over
+                               the methods' own declared spaces: `{method: {key: distribution}}`
     settings_from              a tuned fragment written by `llsbench tune` (path relative to the suite
                                file, else to the working directory): each tuned method's `settings` and
                                `method_options` become an override on that method's cells, applied
@@ -46,7 +48,7 @@ SETTING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in CONTEX
 ALL_METHODS = "all"
 
 _TOP_KEYS = ("name", "description", "budget", "seeds", "settings", "matrix", "extra", "overrides", "notes",
-             "settings_from")
+             "settings_from", "search_space")
 _BLOCK_KEYS = ("name", "datasets", "models", "methods", "seeds", "settings", "optional")
 _OVERRIDE_KEYS = ("when", "dataset", "settings", "model_options", "method_options", "note")
 _WHEN_KEYS = ("block", "dataset", "model", "method")
@@ -206,6 +208,8 @@ def parse_suite(data: Any, path: Path) -> Suite:
         raise r.fail("budget", "'shortened' and 'modified' are reserved for runs changed on the command line")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", r.text(top["name"], "name")):
         raise r.fail("name", f"{top['name']!r} must be letters, digits, '.', '_' or '-' (it names result files)")
+    if "search_space" in top:
+        _check_search_space(r, top["search_space"], blocks)
     tuned, tuned_note = _tuned_overrides(r, top["settings_from"], blocks) if "settings_from" in top else ((), {})
     return Suite(name=top["name"], description=r.text(top["description"], "description"), path=path,
                  budget=budget, seeds=r.seeds(top["seeds"], "seeds"),
@@ -285,6 +289,17 @@ def _override(r: _Reader, data: Any, key: str, blocks: list[Block]) -> Override:
                         note=str(o.get("note", "")))
     _check_override_options(r, override, key, blocks)
     return override
+
+
+def _check_search_space(r: _Reader, value: Any, blocks: list[Block]) -> None:
+    from llsbench.tuning.spaces import rule_space, space_overrides
+
+    rules = sorted({m.method for b in blocks for m in b.methods})
+    try:
+        for rule, override in space_overrides(value, rules, "search_space").items():
+            rule_space(rule, METHODS.get(rule).search_space, METHODS.get(rule).options, override, "search_space")
+    except ConfigError as exc:
+        raise SuiteError(f"{r.path}: {exc}") from None
 
 
 def _tuned_overrides(r: _Reader, value: Any, blocks: list[Block]) -> tuple[tuple[Override, ...], dict[str, str]]:

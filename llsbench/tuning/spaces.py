@@ -180,25 +180,42 @@ def _sample_values(dist: Distribution) -> list:
 
 
 def read_space_file(path: str | Path, rules: list[str]) -> dict[str, dict[str, Distribution]]:
-    """The overrides of a space file, per rule (`all` spread over every rule in `rules`)."""
+    """The overrides of a space file, or of a suite file's `search_space:` section, per rule."""
     path = Path(path)
     data = read_yaml(path, "space file", SpaceError)
+    if isinstance(data, dict) and "matrix" in data:  # a suite: its own section, which may cover other rules too
+        if "search_space" not in data:
+            raise SpaceError(f"suite {path} has no search_space section to tune with")
+        return space_overrides(data["search_space"], rules, f"suite {path}: search_space", others_ok=True)
+    return space_overrides(data, rules, f"space file {path}")
+
+
+def space_overrides(data: Any, rules: list[str], where: str,
+                    others_ok: bool = False) -> dict[str, dict[str, Distribution]]:
+    """`{rule or all: {key: distribution}}` parsed per rule in `rules` (`all` spread over each).
+    With `others_ok`, entries for registered rules not in `rules` are skipped, not refused."""
     if not isinstance(data, dict):
-        raise SpaceError(f"space file {path}: must be a mapping of rule: {{key: distribution}}; got {data!r}"[:200])
+        raise SpaceError(f"{where}: must be a mapping of rule: {{key: distribution}}; got {data!r}"[:200])
     allowed = [ALL_RULES, *rules]
     overrides: dict[str, dict[str, Distribution]] = {rule: {} for rule in rules}
     for rule in [ALL_RULES] + [r for r in data if r != ALL_RULES]:
-        if rule not in data:
+        if rule not in data or (others_ok and rule not in allowed and _registered(rule)):
             continue
         if rule not in allowed:
-            raise SpaceError(f"space file {path}: {rule!r} is not a rule being tuned; valid keys: {', '.join(allowed)}")
+            raise SpaceError(f"{where}: {rule!r} is not a rule being tuned; valid keys: {', '.join(allowed)}")
         entries = data[rule]
         if not isinstance(entries, dict):
-            raise SpaceError(f"space file {path}: {rule}: must be a mapping of key: distribution; got {entries!r}")
-        parsed = {str(k): parse_distribution(v, f"space file {path}: {rule}.{k}") for k, v in entries.items()}
+            raise SpaceError(f"{where}: {rule}: must be a mapping of key: distribution; got {entries!r}")
+        parsed = {str(k): parse_distribution(v, f"{where}: {rule}.{k}") for k, v in entries.items()}
         for target in rules if rule == ALL_RULES else [rule]:
             overrides[target].update(parsed)
     return overrides
+
+
+def _registered(rule: str) -> bool:
+    from llsbench.method_registry import METHODS  # the registry imports the rules, which import this module
+
+    return rule in METHODS.names()
 
 
 def rule_space(rule: str, declared: dict[str, Distribution], options: dict[str, Option],
