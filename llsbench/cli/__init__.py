@@ -11,7 +11,7 @@ from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
 from llsbench.cli.tune import tune_cmd
-from llsbench.cli.ui import ui_cmd
+from llsbench.cli.ui import server_cmd, ui_cmd
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,7 @@ run.add_command(suite_cmd)
 cli.add_command(report_cmd)
 cli.add_command(tune_cmd)
 cli.add_command(ui_cmd)
+cli.add_command(server_cmd)
 
 
 def main() -> None:

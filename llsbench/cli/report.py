@@ -7,6 +7,7 @@ import click
 
 from llsbench.cli.common import UserError
 from llsbench.reports import formatted, write_report
+from llsbench.reports.publish import publish_report
 from llsbench.reports.tuned import write_tuned_report
 from llsbench.suites import SuiteNotFoundError, load_suite
 from llsbench.tracking import DEFAULT_EXPERIMENT
@@ -25,8 +26,9 @@ from llsbench.tracking import DEFAULT_EXPERIMENT
               "its fragment tuned/STUDY.yaml or a path to one, written as STUDY-tuned.md and .csv.")
 def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots, tuned) -> None:
     """Write the comparison table of suite NAME (mean ± std over seeds, gap to BP, measured
-    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures; with --tuned, the
-    tuned-vs-fixed table of a tuning study beside it."""
+    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures, and log the table and
+    files to the suite's latest parent run in MLflow; with --tuned, the tuned-vs-fixed table of
+    a tuning study beside it."""
     if name is None and tuned is None:
         raise UserError("name a suite (llsbench report NAME) or a tuning study (--tuned STUDY)")
     if tuned is not None:
@@ -45,3 +47,4 @@ def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots, tun
                           budget=budget, command=shlex.join(words), with_plots=not no_plots)
     click.echo(formatted(report.table).to_markdown(index=False, disable_numparse=True))
     click.echo("\n".join(f"wrote {path}" for path in report.files))
+    click.echo(publish_report(suite_name, report, tracking_uri=tracking_uri, experiment=experiment).describe())
