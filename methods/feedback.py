@@ -52,6 +52,7 @@ from torch import nn
 
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, Choice
 
 INITS = ("kaiming", "lls-ref")
 REDUCTIONS = ("sum", "mean")
@@ -97,6 +98,7 @@ class DirectFeedback(Method, abc.ABC):
         "output_loss": output_loss_option("ce"),
     }
 
+    search_space = {**DEFAULT_SPACE, "init": Choice(*INITS)}
     cost_note = ""  # appended to each block's cost formula
 
     def build_aux(self) -> nn.Module:

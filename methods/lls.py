@@ -18,6 +18,7 @@ from torch import nn
 
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform
 
 BASES = ("sin-ref", "square", "random", "cos", "sin-f64", "square-pm1", "random-cxt")
 RANDOM_BASES = ("random", "random-cxt")
@@ -172,6 +173,8 @@ class LLS(BlockLocalMethod):
         "normalize": Option("auto", "L2-normalise a(l) before projecting; auto = reference behaviour "
                                     "(on for waveform bases, off for random)", ("auto", "on", "off")),
     }
+
+    search_space = {**DEFAULT_SPACE, "temperature": LogUniform(0.05, 5.0)}
 
     def build_aux(self) -> nn.Module:
         kind = self.config["basis"]

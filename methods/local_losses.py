@@ -26,6 +26,7 @@ from torch import nn
 from llsbench.errors import ConfigError
 from llsbench.method import SignalCost
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform, Uniform
 from llsbench_methods.lls import BlockLocalMethod, reduce_activation
 
 DECODER_WIDTH = 2048  # PredSim: channels × pooled area in front of the decoder is at most this
@@ -60,6 +61,7 @@ class LocalLosses(BlockLocalMethod):
     summary = "per-block cross-entropy through a trainable local classifier W_c ∈ R^{C×2048} pooled to T (LLS paper's baseline)"
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l)"}
     options = {"temperature": Option(0.5, "temperature τ of the local cross-entropy (LLS scripts: 0.5)")}
+    search_space = {**DEFAULT_SPACE, "temperature": LogUniform(0.05, 5.0)}
 
     def build_aux(self) -> nn.Module:
         _require_positive(self, "temperature", self.config["temperature"])
@@ -190,6 +192,7 @@ class PredSim(BlockLocalMethod):
         "decoder_width": Option(DECODER_WIDTH, "upper bound on channels × pooled area fed to the pred decoder "
                                                "(reference --dim-in-decoder)"),
     }
+    search_space = {**DEFAULT_SPACE, "beta": Uniform(0.5, 1.0)}
 
     def build_aux(self) -> nn.Module:
         beta, width = self.config["beta"], self.config["decoder_width"]

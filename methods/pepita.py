@@ -58,6 +58,7 @@ from llsbench.costs import weight_layer_macs
 from llsbench.errors import ConfigError, LLSBenchError
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
+from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -159,6 +160,7 @@ class PEPITA(Method):
         "conv_positions": Option("mean", "conv update over output positions: mean (official conv code, "
                                          "compute_delta_w_conv) or sum (plain conv2d_weight)", ("mean", "sum")),
     }
+    search_space = {**DEFAULT_SPACE, "f_scale": LogUniform(0.005, 0.5)}
 
     def build_aux(self) -> nn.Module:
         scale = self.config["f_scale"]

@@ -10,6 +10,7 @@ from llsbench.cli.profile import bench, profile
 from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
+from llsbench.cli.tune import tune_cmd
 from llsbench.cli.ui import server_cmd, ui_cmd
 
 
@@ -26,6 +27,7 @@ cli.add_command(profile)
 cli.add_command(bench)
 run.add_command(suite_cmd)
 cli.add_command(report_cmd)
+cli.add_command(tune_cmd)
 cli.add_command(ui_cmd)
 cli.add_command(server_cmd)
 
