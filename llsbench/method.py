@@ -19,6 +19,7 @@ from torch import nn
 from llsbench.models.net import BlockNet, block_output_shapes
 from llsbench.optim import OptimizerFactory, optimizer_factory, set_optimizer_mode
 from llsbench.options import Option, resolve
+from llsbench.tuning.spaces import DEFAULT_SPACE, Distribution
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Method(abc.ABC):
     options: ClassVar[dict[str, Option]] = {}
     # Asymptotic cost of the learning signal, as the paper's Table 2 states it.
     complexity: ClassVar[dict[str, str]] = {"time": "", "memory": ""}
+    # What `llsbench tune` may vary: shared settings (lr, weight_decay) and the rule's own options.
+    search_space: ClassVar[dict[str, Distribution]] = DEFAULT_SPACE
 
     def __init__(self, model: BlockNet, *, num_classes: int, input_shape: tuple[int, ...],
                  optimizer: OptimizerFactory | None = None, **options: Any):
@@ -131,6 +134,8 @@ class Method(abc.ABC):
         shape, pool = self.block_shapes[index], self.model.blocks[index].pool_size
         if len(shape) == 3 and pool is not None:
             return shape[0] * pool * pool
+        if len(shape) == 1 and pool is not None:
+            return pool
         return int(torch.Size(shape).numel())
 
     def state_dict(self) -> dict[str, Any]:

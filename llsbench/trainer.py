@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from llsbench.config import RunConfig, resolve_device
-from llsbench.data import load_data
+from llsbench.data import DataSplits, load_data
 from llsbench.epoch_totals import NO_STEP, EpochTotals, Totals
 from llsbench.method import Method
 from llsbench.method_registry import create_method
@@ -86,10 +86,7 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.data = load_data(config.dataset, data_dir=config.data_dir, download=config.download,
-                              batch_size=config.batch_size, test_batch_size=config.test_batch_size,
-                              device=self.device, seed=config.seed, num_workers=config.num_workers,
-                              train_subset=config.train_subset)
+        self.data = self.build_data()
         spec = self.data.spec
         self.input_shape = (spec.in_channels, spec.image_size, spec.image_size)
         self.model = create_model(config.model, in_channels=spec.in_channels, num_classes=spec.num_classes,
@@ -107,6 +104,13 @@ class Trainer:
         self.epoch = 0
         self.global_step = 0
         self.history: list[dict[str, float]] = []
+
+    def build_data(self) -> DataSplits:
+        """The run's data (a subclass may split it, e.g. a validation split for tuning)."""
+        c = self.config
+        return load_data(c.dataset, data_dir=c.data_dir, download=c.download, batch_size=c.batch_size,
+                         test_batch_size=c.test_batch_size, device=self.device, seed=c.seed,
+                         num_workers=c.num_workers, train_subset=c.train_subset)
 
     # ---- the loop ---------------------------------------------------------------------
     def fit(self) -> RunResult:

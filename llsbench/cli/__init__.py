@@ -10,7 +10,8 @@ from llsbench.cli.profile import bench, profile
 from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
-from llsbench.cli.ui import ui_cmd
+from llsbench.cli.tune import tune_cmd
+from llsbench.cli.ui import server_cmd, ui_cmd
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,9 @@ cli.add_command(profile)
 cli.add_command(bench)
 run.add_command(suite_cmd)
 cli.add_command(report_cmd)
+cli.add_command(tune_cmd)
 cli.add_command(ui_cmd)
+cli.add_command(server_cmd)
 
 
 def main() -> None:

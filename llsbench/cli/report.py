@@ -5,13 +5,16 @@ import shlex
 
 import click
 
+from llsbench.cli.common import UserError
 from llsbench.reports import formatted, write_report
+from llsbench.reports.publish import publish_report
+from llsbench.reports.tuned import write_tuned_report
 from llsbench.suites import SuiteNotFoundError, load_suite
 from llsbench.tracking import DEFAULT_EXPERIMENT
 
 
 @click.command("report")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--output-dir", "-o", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where NAME.md, NAME.csv, NAME.tex and the PNG figures go.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
@@ -19,9 +22,20 @@ from llsbench.tracking import DEFAULT_EXPERIMENT
 @click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment.")
 @click.option("--budget", help="Only runs with this budget (as the table's budget column writes it).")
 @click.option("--no-plots", is_flag=True, help="Tables only.")
-def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots) -> None:
+@click.option("--tuned", "tuned", metavar="STUDY", help="Also (or only) the tuned-vs-fixed table of a study: "
+              "its fragment tuned/STUDY.yaml or a path to one, written as STUDY-tuned.md and .csv.")
+def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots, tuned) -> None:
     """Write the comparison table of suite NAME (mean ± std over seeds, gap to BP, measured
-    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures."""
+    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures, and log the table and
+    files to the suite's latest parent run in MLflow; with --tuned, the tuned-vs-fixed table of
+    a tuning study beside it."""
+    if name is None and tuned is None:
+        raise UserError("name a suite (llsbench report NAME) or a tuning study (--tuned STUDY)")
+    if tuned is not None:
+        for path in write_tuned_report(tuned, output_dir):
+            click.echo(f"wrote {path}")
+    if name is None:
+        return
     try:
         suite = load_suite(name)
     except SuiteNotFoundError:
@@ -33,3 +47,4 @@ def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots) -> 
                           budget=budget, command=shlex.join(words), with_plots=not no_plots)
     click.echo(formatted(report.table).to_markdown(index=False, disable_numparse=True))
     click.echo("\n".join(f"wrote {path}" for path in report.files))
+    click.echo(publish_report(suite_name, report, tracking_uri=tracking_uri, experiment=experiment).describe())

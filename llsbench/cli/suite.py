@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import click
 from tabulate import tabulate
 
 from llsbench.cli.common import UserError, comma_list
+from llsbench.cli.engine import engine_options, make_engine
 from llsbench.cli.run import data_options
 from llsbench.errors import LLSBenchError
 from llsbench.reports import cell_frame, finished_cells, formatted, summarise
@@ -41,8 +43,10 @@ INTERRUPTED_EXIT = 130
 @click.option("--progress/--no-progress", default=False, help="Per-epoch progress bars inside each cell.")
 @click.option("--no-profile", is_flag=True, help="Do not log each rule's MACs/memory profile before training.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and exit; runs nothing, records nothing.")
+@engine_options
 def suite_cmd(name, seeds, epochs, limit_train_batches, methods, datasets, models, include, device, data_dir, download,
-              num_workers, tracking_uri, experiment, run_dir, progress, no_profile, dry_run) -> None:
+              num_workers, tracking_uri, experiment, run_dir, progress, no_profile, dry_run, workers, ray_address,
+              gpus_per_cell, cpus_per_cell) -> None:
     """Run every cell of suite NAME (a shipped suite or a YAML file): datasets × models ×
     methods × seeds. Finished cells are skipped, interrupted ones resume from their checkpoint."""
     suite = load_suite(name)
@@ -60,13 +64,16 @@ def suite_cmd(name, seeds, epochs, limit_train_batches, methods, datasets, model
                      data_dir=data_dir, download=download, num_workers=num_workers, progress=progress,
                      profile=not no_profile)
     command = _command_line(click.get_current_context())
+    engine = make_engine(workers, ray_address, gpus_per_cell, cpus_per_cell)
     click.echo(f"suite {suite.name}: {len(cells)} cells ({suite.path}); checkpoints under {run_dir}")
+    live = sys.stdout if engine.concurrent and sys.stdout.isatty() else None
     try:
-        _, outcomes = run_suite(suite, cells, ctx, command=command, echo=click.echo)
+        with engine:
+            _, outcomes = run_suite(suite, cells, ctx, command=command, echo=click.echo, engine=engine, live=live)
     except SuiteInterrupted as stop:
         click.echo(_summary(stop.outcomes))
-        click.echo(f"\nInterrupted. Finished cells are kept in MLflow; the interrupted cell's last checkpoint "
-                   f"stays under {run_dir}.\nResume with:\n  {command}")
+        click.echo(f"\nInterrupted. Finished cells are kept in MLflow; interrupted cells keep their last checkpoint "
+                   f"under {run_dir}.\nResume with:\n  {command}")
         raise SystemExit(INTERRUPTED_EXIT) from None
     click.echo("\n" + _summary(outcomes))
     _print_comparison(suite.name, {o.cell.key for o in outcomes if o.status in ("finished", "skipped")},
@@ -103,15 +110,19 @@ def _cell_table(cells) -> str:
 def _summary(outcomes: list[CellOutcome]) -> str:
     rows = [(i, o.cell.label, o.status, "" if o.final_test_acc is None else f"{o.final_test_acc:.2f}",
              f"{o.seconds:.1f}" if o.seconds else "", _note(o)) for i, o in enumerate(outcomes, 1)]
-    counts = ", ".join(f"{sum(o.status == s for o in outcomes)} {s}" for s in ("finished", "skipped", "failed"))
-    interrupted = sum(o.status == "interrupted" for o in outcomes)
-    return (tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"]) +
-            f"\n\ncells: {counts}" + (f", {interrupted} interrupted" if interrupted else ""))
+    counts = [f"{sum(o.status == s for o in outcomes)} {s}" for s in ("finished", "skipped", "failed")]
+    counts += [f"{n} {s}" for s in ("interrupted", "elsewhere") if (n := sum(o.status == s for o in outcomes))]
+    text = tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"])
+    text += f"\n\ncells: {', '.join(counts)}"
+    if any(o.status == "elsewhere" for o in outcomes):
+        text += "\n(elsewhere: trained by another invocation of this suite; run the command again later to see them)"
+    return text
 
 
 def _note(outcome: CellOutcome) -> str:
     if outcome.reason:
-        return outcome.reason[:120]
+        log = f" (log: {outcome.log})" if outcome.log and outcome.status == "failed" else ""
+        return outcome.reason[:120] + log
     return f"resumed from epoch {outcome.resumed_from}" if outcome.resumed_from else ""
 
 

@@ -1,4 +1,5 @@
-"""What `load_data` hands to a trainer: train and test batch streams plus run metadata."""
+"""What `load_data` hands to a trainer: train and test batch streams plus run metadata
+(and, once `carve_validation` has split the training set, its validation stream)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ class DataSplits:
     test: Batches  # fixed order, no augmentation
     data_dir: Path | None = None  # None for bundled or generated data
     train_subset: int | None = None
+    validation: Batches | None = None  # carved from the training set (llsbench.data.validation)
+    val_fraction: float | None = None
+    val_seed: int | None = None
 
     def describe(self) -> dict[str, str | int | float]:
         """Flat, MLflow-ready parameters that identify the data of a run."""
@@ -59,4 +63,9 @@ class DataSplits:
             "test_batch_size": self.test.batch_size,
             "train_subset": self.train_subset if self.train_subset is not None else "all",
             "data_dir": str(self.data_dir) if self.data_dir is not None else "(bundled)",
-        }
+        } | self._describe_validation()
+
+    def _describe_validation(self) -> dict[str, int | float]:
+        if self.validation is None:
+            return {}
+        return {"n_val": self.validation.num_samples, "val_fraction": self.val_fraction, "val_seed": self.val_seed}

@@ -1,11 +1,12 @@
-"""Running cells: `run_cell` is one cell from its pure description (so cells could be fanned
-out over GPUs or Ray workers later); `run_suite` runs a list of them in order under one MLflow
-parent run.
+"""Running cells: `run_cell` is one cell from its pure description (so an engine can run it
+anywhere: in this process, or as a Ray task on another machine); `run_suite` runs a list of them
+under one MLflow parent run, by an engine (`llsbench.executor`; default: in order, here).
 
 A cell already FINISHED in MLflow with the same key is skipped; a cell with a checkpoint
 continues from it and in the same MLflow run; a cell that fails (diverges, misses its data,
 raises) is recorded as a FAILED run and the suite goes on; Ctrl-C marks the current cell's run
-KILLED, keeps its checkpoint and stops the suite (`SuiteInterrupted`).
+KILLED, keeps its checkpoint and stops the suite (`SuiteInterrupted`). A cell is claimed before
+it trains (`claims`): one claimed by another live invocation is left to it (`elsewhere`).
 """
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
+import mlflow
 from mlflow.entities import Param, RunTag
 
 from llsbench import tracking
 from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
+from llsbench.executor import Engine, SequentialEngine, SuiteProgress
 from llsbench.profiling.callback import ProfileCallback
+from llsbench.suites import claims, remote_checkpoint
 from llsbench.suites.cells import Cell
 from llsbench.suites.faults import crash_hooks
 from llsbench.suites.resume import DEFAULT_RUN_DIR, CellDir, CellLedger, continuable_run
@@ -28,7 +32,8 @@ from llsbench.suites.schema import Suite
 from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger, ensure_experiment, find_runs
 from llsbench.trainer import Callback, Trainer
 
-STATUSES = ("finished", "skipped", "failed", "interrupted")
+# elsewhere: claimed by another live invocation, which trains it
+STATUSES = ("finished", "skipped", "failed", "interrupted", "elsewhere")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class RunContext:
     progress: bool = False
     profile: bool = True  # log the rule's MACs / memory profile to each cell's run before training
     parent_run_id: str | None = None
+    owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
 
 @dataclass
@@ -56,6 +62,7 @@ class CellOutcome:
     final_test_acc: float | None = None
     resumed_from: int | None = None  # epoch the cell continued from, when it resumed
     seconds: float = 0.0
+    log: str | None = None  # the file holding the cell's console output, when an engine kept one
 
 
 @dataclass
@@ -64,44 +71,99 @@ class SuiteInterrupted(Exception):
 
     outcomes: list[CellOutcome] = field(default_factory=list)
     parent_run_id: str | None = None
+    owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
 
 def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) -> CellOutcome:
-    """Run one cell to the end unless it is already finished in the tracking store."""
+    """Run one cell to the end unless it is already finished in the tracking store or claimed
+    by another live invocation (`elsewhere`)."""
     client = tracking.client(ctx.tracking_uri)
     experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
     cell_dir = CellDir(ctx.run_dir, cell)
+    done = _already_finished(client, experiment_id, cell, cell_dir)
+    if done:
+        return done
+    owner = ctx.owner or ctx.parent_run_id or claims.process_owner()
+    try:
+        claim = claims.take(client, ctx.experiment, cell, owner)
+    except claims.HeldElsewhere as held:
+        return CellOutcome(cell, "elsewhere", held.cell_run_id, f"running in another invocation (owner {held.owner})")
+    with claim:
+        # it may have finished between the check above and the claim
+        return _already_finished(client, experiment_id, cell, cell_dir) or _train(
+            cell, ctx, client, experiment_id, cell_dir, claim, callbacks)
+
+
+def _already_finished(client, experiment_id: str, cell: Cell, cell_dir: CellDir) -> CellOutcome | None:
     finished = find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key}, status="FINISHED")
-    if finished:
-        cell_dir.clear()  # a crash after the run finished may have left it behind
-        return CellOutcome(cell, "skipped", finished[0].info.run_id,
-                           final_test_acc=finished[0].data.metrics.get("final_test_acc"))
+    if not finished:
+        return None
+    cell_dir.clear()  # a crash after the run finished may have left it behind
+    return CellOutcome(cell, "skipped", finished[0].info.run_id,
+                       final_test_acc=finished[0].data.metrics.get("final_test_acc"))
+
+
+def _train(cell: Cell, ctx: RunContext, client, experiment_id: str, cell_dir: CellDir, claim: claims.Claim,
+           callbacks: Sequence[Callback]) -> CellOutcome:
+    """Train the claimed cell, continuing its interrupted run from a checkpoint if there is one."""
     cell_dir.prepare()
+    remote = remote_checkpoint.keeps_checkpoints(mlflow.get_tracking_uri())
     logger = MlflowLogger(ctx.experiment, ctx.tracking_uri, run_name=cell.label, tags=cell.tags(),
-                          parent_run_id=ctx.parent_run_id, run_id=continuable_run(client, cell_dir.run_id()))
+                          parent_run_id=ctx.parent_run_id,
+                          run_id=_run_to_continue(client, experiment_id, cell, cell_dir, remote))
     ledger = CellLedger(logger, cell_dir)
+    upload = [remote_checkpoint.CheckpointUpload(logger)] if remote else []
     start = time.perf_counter()
     try:
         config = cell.run_config(device=ctx.device, data_dir=ctx.data_dir, download=ctx.download,
                                  num_workers=ctx.num_workers)
         profile = [ProfileCallback()] if ctx.profile else []
-        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), logger, ledger, *profile, *callbacks],
+        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), claims.ClaimGuard(claim, logger), *upload,
+                                             logger, ledger, *profile, *callbacks],
                           progress=ctx.progress, checkpoint=cell_dir.checkpoint)
         result = trainer.fit()
     except KeyboardInterrupt:
         if logger.run_id is not None:
             client.set_terminated(logger.run_id, "KILLED")
         raise
+    except claims.ClaimLost as lost:  # the new owner continues the run: leave run and checkpoint to it
+        return CellOutcome(cell, "elsewhere", logger.run_id, str(lost), seconds=time.perf_counter() - start)
     except Exception as exc:  # a failed cell must not stop the suite
         reason = str(exc) if isinstance(exc, LLSBenchError) else f"{type(exc).__name__}: {exc}"
         run_id = _record_failure(client, experiment_id, logger, cell, ctx, reason, traceback.format_exc())
-        cell_dir.clear()
+        _forget_checkpoints(client, cell_dir, run_id, remote)
         return CellOutcome(cell, "failed", run_id, reason, resumed_from=ledger.resumed_from,
                            seconds=time.perf_counter() - start)
-    cell_dir.clear()
+    _forget_checkpoints(client, cell_dir, logger.run_id, remote)
     status = "finished" if result.status == "finished" else "failed"
     return CellOutcome(cell, status, logger.run_id, result.reason, result.summary.get("final_test_acc"),
                        ledger.resumed_from, time.perf_counter() - start)
+
+
+def _run_to_continue(client, experiment_id: str, cell: Cell, cell_dir: CellDir, remote: bool) -> str | None:
+    """The cell's interrupted run to continue: the one named in the run dir, else (on an MLflow
+    server) the newest interrupted run whose checkpoint artifact could be fetched. Interrupted
+    runs that cannot be continued (their checkpoint is on another machine) are marked KILLED:
+    under the claim nobody else is training them."""
+    local = continuable_run(client, cell_dir.run_id())
+    if local is not None:
+        if remote and not cell_dir.checkpoint.exists():
+            remote_checkpoint.fetch(client, local, cell_dir.checkpoint)
+        return local
+    interrupted = [r for r in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
+                   if r.info.status in ("RUNNING", "KILLED")]
+    continued = next((r.info.run_id for r in interrupted if remote and remote_checkpoint.fetch(
+        client, r.info.run_id, cell_dir.checkpoint)), None)
+    for orphan in interrupted:
+        if orphan.info.status == "RUNNING" and orphan.info.run_id != continued:
+            client.set_terminated(orphan.info.run_id, "KILLED")
+    return continued
+
+
+def _forget_checkpoints(client, cell_dir: CellDir, run_id: str | None, remote: bool) -> None:
+    cell_dir.clear()
+    if remote and run_id:
+        remote_checkpoint.discard(client, run_id)
 
 
 def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell, ctx: RunContext, reason: str,
@@ -121,57 +183,54 @@ def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell
     return run_id
 
 
+def prepare_tracking(ctx: RunContext) -> str:
+    """Create the store (safely, if new) and the experiments cells log to; do this once before
+    any cell or worker starts. Returns the experiment's id."""
+    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
+    ensure_experiment(claims.claims_experiment(ctx.experiment), ctx.tracking_uri)
+    return experiment_id
+
+
 def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: str,
               echo: Callable[[str], None] = print,
-              callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: ()) -> tuple[str, list[CellOutcome]]:
-    """Every cell in order under one new parent run; returns its id and the outcomes.
-    Raises `SuiteInterrupted` on Ctrl-C, after marking the parent run KILLED."""
+              callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: (),
+              engine: Engine | None = None, live: IO[str] | None = None) -> tuple[str, list[CellOutcome]]:
+    """Every cell under one new parent run, by `engine` (default: in order, in this process, with
+    the extra trainer `callbacks`); returns the parent run's id and the outcomes in cell order.
+    `live`: a terminal to keep the suite's status line on. Raises `SuiteInterrupted` on Ctrl-C,
+    after marking the parent run KILLED."""
+    engine = engine or SequentialEngine(callbacks)
     client = tracking.client(ctx.tracking_uri)
-    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)  # before any cell (or worker) starts
+    experiment_id = prepare_tracking(ctx)
     parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
-                                  tags=_parent_tags(suite, cells, ctx, command)).info.run_id
+                                  tags=_parent_tags(suite, cells, ctx, command, engine)).info.run_id
     ctx = replace(ctx, parent_run_id=parent_id)
-    outcomes: list[CellOutcome] = []
-    width = len(str(len(cells)))
-    for i, cell in enumerate(cells, 1):
-        prefix = f"[{i:>{width}}/{len(cells)}] {cell.label}"
-        try:
-            outcome = run_cell(cell, ctx, callbacks(cell))
-        except KeyboardInterrupt:
-            outcomes.append(CellOutcome(cell, "interrupted", reason="Ctrl-C"))
-            echo(f"{prefix}: interrupted")
-            _close_parent(client, parent_id, outcomes, "KILLED")
-            raise SuiteInterrupted(outcomes, parent_id) from None
-        outcomes.append(outcome)
-        echo(f"{prefix}: {describe(outcome)}")
-    _close_parent(client, parent_id, outcomes, "FINISHED")
-    return parent_id, outcomes
+    progress = SuiteProgress(cells, echo, counts=engine.concurrent, live=live)
+    try:
+        engine.run(cells, ctx, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        _close_parent(client, parent_id, progress.outcomes, "KILLED")
+        raise SuiteInterrupted(progress.in_cell_order(), parent_id) from None
+    progress.close()
+    _close_parent(client, parent_id, progress.outcomes, "FINISHED")
+    return parent_id, progress.in_cell_order()
 
 
-def describe(outcome: CellOutcome) -> str:
-    text = outcome.status
-    if outcome.final_test_acc is not None:
-        text += f", test acc {outcome.final_test_acc:.2f}%"
-    if outcome.resumed_from:
-        text += f", resumed from epoch {outcome.resumed_from}"
-    if outcome.seconds:
-        text += f" ({outcome.seconds:.1f} s)"
-    if outcome.reason:
-        text += f": {outcome.reason}"
-    return text
-
-
-def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: str) -> dict[str, str]:
+def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: str,
+                 engine: Engine) -> dict[str, str]:
     budgets = sorted({c.budget_text for c in cells})
     seeds = sorted({c.seed for c in cells})
     note = suite.description + "".join(f"\n\n**{k}**: {v}" for k, v in suite.notes.items())
     return {**tracking.environment_tags(resolve_device(ctx.device)), "suite": suite.name, "role": "suite",
             "suite_file": str(suite.path), "command": command, "budget": "; ".join(budgets) or "none",
             "seeds": ",".join(map(str, seeds)), "cells": str(len(cells)), "run_dir": str(ctx.run_dir),
+            "engine": engine.description,
             "mlflow.note.content": note[:5000]}
 
 
 def _close_parent(client, parent_id: str, outcomes: list[CellOutcome], status: str) -> None:
-    counts = {f"cells_{s}": str(sum(o.status == s for o in outcomes)) for s in STATUSES}
+    statuses = [*STATUSES, *sorted({o.status for o in outcomes} - set(STATUSES))]
+    counts = {f"cells_{s}": str(sum(o.status == s for o in outcomes)) for s in statuses}
     client.log_batch(parent_id, tags=[RunTag(k, v) for k, v in counts.items()])
     client.set_terminated(parent_id, status)

@@ -13,6 +13,13 @@ A suite is data (lm-evaluation-harness style): a YAML mapping with
                                registered name), set its `dataset` variant (e.g. cifar10 →
                                cifar10-aug), `settings`, `model_options` or `method_options`
     notes                      free text (name → text): where the paper's own choice is ambiguous
+    search_space               what `llsbench tune --space SUITE` searches, per method (or `all`), over
+                               the methods' own declared spaces: `{method: {key: distribution}}`
+    settings_from              a tuned fragment written by `llsbench tune` (path relative to the suite
+                               file, else to the working directory): each tuned method's `settings` and
+                               `method_options` become an override on that method's cells, applied
+                               before the file's own `overrides`
+    published                  numbers the authors reported for some cells (`llsbench.suites.published`)
 
 A block has `datasets` (names), `models` (a name, or {model, label, options}), `methods`
 (a name, {method, label, options}, or `all`: every registered method) and optionally
@@ -33,6 +40,7 @@ from llsbench.errors import ConfigError, LLSBenchError
 from llsbench.method_registry import METHODS
 from llsbench.models import MODELS, model_options
 from llsbench.options import resolve
+from llsbench.suites.published import Published, parse_published
 
 # Settings that say where/how a cell runs, not what it is: given on the command line, never in a file.
 CONTEXT_FIELDS = ("device", "data_dir", "download", "num_workers")
@@ -41,7 +49,8 @@ CELL_FIELDS = ("method", "method_options", "model", "model_options", "dataset", 
 SETTING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in CONTEXT_FIELDS + CELL_FIELDS)
 ALL_METHODS = "all"
 
-_TOP_KEYS = ("name", "description", "budget", "seeds", "settings", "matrix", "extra", "overrides", "notes")
+_TOP_KEYS = ("name", "description", "budget", "seeds", "settings", "matrix", "extra", "overrides", "notes",
+             "settings_from", "search_space", "published")
 _BLOCK_KEYS = ("name", "datasets", "models", "methods", "seeds", "settings", "optional")
 _OVERRIDE_KEYS = ("when", "dataset", "settings", "model_options", "method_options", "note")
 _WHEN_KEYS = ("block", "dataset", "model", "method")
@@ -102,6 +111,7 @@ class Suite:
     blocks: tuple[Block, ...]  # the matrix first, then the extra blocks in file order
     overrides: tuple[Override, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    published: tuple[Published, ...] = ()
 
 
 # ---- parsing --------------------------------------------------------------------------------
@@ -201,11 +211,23 @@ def parse_suite(data: Any, path: Path) -> Suite:
         raise r.fail("budget", "'shortened' and 'modified' are reserved for runs changed on the command line")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", r.text(top["name"], "name")):
         raise r.fail("name", f"{top['name']!r} must be letters, digits, '.', '_' or '-' (it names result files)")
+    if "search_space" in top:
+        _check_search_space(r, top["search_space"], blocks)
+    tuned, tuned_note = _tuned_overrides(r, top["settings_from"], blocks) if "settings_from" in top else ((), {})
     return Suite(name=top["name"], description=r.text(top["description"], "description"), path=path,
                  budget=budget, seeds=r.seeds(top["seeds"], "seeds"),
                  settings=r.settings(top.get("settings", {}), "settings"), blocks=tuple(blocks),
-                 overrides=tuple(_override(r, o, f"overrides[{i}]", blocks) for i, o in enumerate(overrides)),
-                 notes={str(k): v for k, v in notes.items()})
+                 overrides=tuned + tuple(_override(r, o, f"overrides[{i}]", blocks) for i, o in enumerate(overrides)),
+                 notes={**tuned_note, **{str(k): v for k, v in notes.items()}},
+                 published=parse_published(r, top.get("published", []), _table_rows(blocks, overrides)))
+
+
+def _table_rows(blocks: list[Block], overrides: list) -> set[tuple[str, str, str]]:
+    """(dataset, model label, method label) of every row the report can have, datasets as the
+    matrix names them and as an override may rename them."""
+    renamed = {o["dataset"] for o in overrides if isinstance(o, dict) and "dataset" in o}
+    return {(d, m.label, x.label) for b in blocks for d in set(b.datasets) | renamed for m in b.models
+            for x in b.methods}
 
 
 def _block(r: _Reader, data: Any, key: str, default_name: str | None, extra: bool) -> Block:
@@ -279,6 +301,50 @@ def _override(r: _Reader, data: Any, key: str, blocks: list[Block]) -> Override:
                         note=str(o.get("note", "")))
     _check_override_options(r, override, key, blocks)
     return override
+
+
+def _check_search_space(r: _Reader, value: Any, blocks: list[Block]) -> None:
+    from llsbench.tuning.spaces import rule_space, space_overrides
+
+    rules = sorted({m.method for b in blocks for m in b.methods})
+    try:
+        for rule, override in space_overrides(value, rules, "search_space").items():
+            rule_space(rule, METHODS.get(rule).search_space, METHODS.get(rule).options, override, "search_space")
+    except ConfigError as exc:
+        raise SuiteError(f"{r.path}: {exc}") from None
+
+
+def _tuned_overrides(r: _Reader, value: Any, blocks: list[Block]) -> tuple[tuple[Override, ...], dict[str, str]]:
+    """One override per tuned method the suite runs (by registered name); others are ignored."""
+    from llsbench.tuning.output import read_fragment  # the tuner's file format, read only here
+
+    where = r.text(value, "settings_from")
+    path = Path(where).expanduser()
+    path = path if path.is_absolute() or not (r.path.parent / path).exists() else r.path.parent / path
+    try:
+        tuned = read_fragment(path)
+    except ConfigError as exc:
+        raise r.fail("settings_from", str(exc)) from None
+    present = {m.method for b in blocks for m in b.methods}
+    overrides = []
+    for method, entry in tuned["methods"].items():
+        if method not in present:
+            continue
+        key = f"settings_from ({path}): methods.{method}"
+        entry = r.mapping(entry, key, tuple(entry) if isinstance(entry, dict) else (), ("settings", "method_options"))
+        override = Override(when={"method": (method,)}, settings=r.settings(entry["settings"], f"{key}.settings"),
+                            method_options=r.options(entry["method_options"], f"{key}.method_options"),
+                            note=f"tuned by study {tuned.get('study')!r}")
+        _check_override_options(r, override, f"{key}.method_options", blocks)
+        overrides.append(override)
+    if not overrides:
+        raise r.fail("settings_from", f"{path} tunes {', '.join(tuned['methods']) or 'no method'}; "
+                                      f"none of them is in this suite ({', '.join(sorted(present))})")
+    budget = tuned.get("budget", {})
+    note = (f"settings of {', '.join(o.when['method'][0] for o in overrides)} from {path} (study "
+            f"{tuned.get('study')!r}: {budget.get('trials')} trials × {budget.get('epochs')} epochs per rule on "
+            f"{tuned.get('model')}/{tuned.get('dataset')}, chosen on a validation split)")
+    return tuple(overrides), {"settings_from": note}
 
 
 def _check_override_options(r: _Reader, override: Override, key: str, blocks: list[Block]) -> None:
