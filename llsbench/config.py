@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from llsbench.accelerate import Acceleration
 from llsbench.errors import ConfigError
 from llsbench.optim import OPTIMIZERS
 
@@ -35,11 +36,15 @@ class RunConfig:
     train_subset: int | None = None
     bn_batches: int = 50  # training batches used to re-estimate BatchNorm statistics before each evaluation
     num_workers: int = 0
+    compile: bool = False  # torch.compile the model's block bodies and head (opt-in: not bit-exact)
+    precision: str = "fp32"  # fp32 or bf16 (autocast around each step; opt-in)
+    channels_last: bool = False  # NHWC layout for the model and its inputs (opt-in: other kernels)
+    sync_every: int | None = None  # read the device-side loss sums (and non-finite check) every N steps; None: once per epoch
 
     def validate(self) -> "RunConfig":
         for name in ("epochs", "batch_size"):
             _positive(name, getattr(self, name))
-        for name in ("test_batch_size", "limit_train_batches", "limit_test_batches", "train_subset"):
+        for name in ("test_batch_size", "limit_train_batches", "limit_test_batches", "train_subset", "sync_every"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.bn_batches < 0:
@@ -52,7 +57,11 @@ class RunConfig:
         if not self.lr_gamma > 0:
             raise ConfigError(f"lr_gamma must be positive, got {self.lr_gamma}")
         resolve_device(self.device)
+        self.acceleration()
         return self
+
+    def acceleration(self) -> Acceleration:
+        return Acceleration(compile=self.compile, precision=self.precision, channels_last=self.channels_last)
 
     def to_params(self) -> dict[str, str]:
         """Flat string params for MLflow: nested option maps become `method.basis=...`."""

@@ -8,11 +8,10 @@ there), then evaluation. A non-finite loss ends the run as failed with its reaso
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 
 from llsbench.config import RunConfig, resolve_device
 from llsbench.data import DataSplits, load_data
+from llsbench.epoch_totals import NO_STEP, EpochTotals, Totals
 from llsbench.method import Method
 from llsbench.method_registry import create_method
 from llsbench.models import create_model
@@ -48,6 +48,28 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+def _waiting_for(batches: Iterable, waited: list[float]) -> Iterator:
+    """`batches` one by one, adding to `waited[0]` the host time spent waiting for each."""
+    batches = iter(batches)
+    while True:
+        tick = time.perf_counter()
+        batch = next(batches, None)
+        waited[0] += time.perf_counter() - tick
+        if batch is None:
+            return
+        yield batch
+
+
+def _epoch_metrics(epoch: int, read: Totals, elapsed: float, data_time: float, steps: int) -> dict[str, float]:
+    """An epoch's training metrics; `data_time_share` is the host's wait for batches."""
+    seen = max(read.seen, 1)
+    metrics = {"epoch": float(epoch + 1), "train_loss": read.loss / seen, "train_acc": 100.0 * read.correct / seen,
+               "epoch_time": elapsed, "step_time": (elapsed - data_time) / max(steps, 1),
+               "data_time_share": data_time / max(elapsed, 1e-12), "images_per_s": seen / max(elapsed, 1e-12)}
+    metrics.update({f"local_loss_{k}": v / seen for k, v in read.local.items()})
+    return metrics
+
+
 class Trainer:
     """Builds data, model and rule from a `RunConfig`, then `fit()`s.
 
@@ -69,6 +91,8 @@ class Trainer:
         self.input_shape = (spec.in_channels, spec.image_size, spec.image_size)
         self.model = create_model(config.model, in_channels=spec.in_channels, num_classes=spec.num_classes,
                                   image_size=spec.image_size, **config.model_options).to(self.device)
+        self.acceleration = config.acceleration()
+        self.acceleration.prepare(self.model)
         self.method: Method = create_method(
             config.method, self.model, num_classes=spec.num_classes, input_shape=self.input_shape,
             optimizer=optimizer_factory(config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
@@ -113,45 +137,40 @@ class Trainer:
         return result
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass of the rule's steps. Nothing in the loop waits for the device: sums live in
+        `EpochTotals` and are read at the end (and every `sync_every` steps when that is set)."""
         self.model.train()
         self.method.train()
         self.data.train.set_epoch(epoch)
-        batches = self._limited(self.data.train, self.config.limit_train_batches)
-        totals: dict[str, float] = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-        local: dict[str, float] = {}
-        data_time = step_time = 0.0
-        bar = tqdm(total=batches[1], desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
+        batches, count = self._limited(self.data.train, self.config.limit_train_batches)
+        totals = EpochTotals(self.device)
+        bar = tqdm(total=count, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
                    disable=not self.progress)
-        tick = time.perf_counter()
-        for step, (x, y) in enumerate(batches[0]):
-            loaded = time.perf_counter()
-            out = self.method.step(x, y)
-            self._sync()
-            done = time.perf_counter()
-            data_time, step_time = data_time + loaded - tick, step_time + done - loaded
-            loss = out.loss.item()
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}")
-            n = y.shape[0]
-            totals["loss"] += loss * n
-            totals["correct"] += (out.logits.argmax(1) == y).sum().item()
-            totals["seen"] += n
-            for name, value in out.local_losses.items():
-                local[name] = local.get(name, 0.0) + value.item() * n
+        every, waited, start = self.config.sync_every, [0.0], time.perf_counter()
+        for step, (x, y) in enumerate(_waiting_for(batches, waited)):
+            out = self.acceleration.step(self.method, x, y)
+            totals.add(step, out, y)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
             for cb in self.callbacks:
                 cb.on_step_end(self, self.global_step, x, y)
             self.global_step += 1
-            tick = time.perf_counter()
+            if every and (step + 1) % every == 0:
+                self._checked(totals, epoch, bar)
+        read = self._checked(totals, epoch, bar)  # its device-to-host transfer waits for the last step
+        elapsed = time.perf_counter() - start
         bar.close()
-        seen = max(totals["seen"], 1.0)
-        metrics = {"epoch": float(epoch + 1), "train_loss": totals["loss"] / seen,
-                   "train_acc": 100.0 * totals["correct"] / seen, "epoch_time": data_time + step_time,
-                   "step_time": step_time / max(batches[1], 1), "data_time_share": data_time / max(
-                       data_time + step_time, 1e-12), "images_per_s": seen / max(data_time + step_time, 1e-12)}
-        metrics.update({f"local_loss_{k}": v / seen for k, v in local.items()})
-        return metrics
+        return _epoch_metrics(epoch, read, elapsed, waited[0], count)
+
+    @staticmethod
+    def _checked(totals: EpochTotals, epoch: int, bar) -> Totals:
+        """Read the device sums (one transfer); a non-finite loss so far ends the run, naming
+        the epoch and step where it first happened."""
+        read = totals.read()
+        if read.nonfinite_step != NO_STEP:
+            raise NonFiniteLoss(f"non-finite loss ({read.nonfinite_loss}) at epoch {epoch + 1}, "
+                                f"step {read.nonfinite_step + 1}")
+        bar.set_postfix(loss=f"{read.loss / max(read.seen, 1):.3f}")
+        return read
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -161,15 +180,15 @@ class Trainer:
         self.recalibrate_batchnorm()
         self.model.eval()
         batches, _ = self._limited(self.data.test, self.config.limit_test_batches)
-        loss = top1 = top5 = seen = 0.0
-        for x, y in batches:
+        sums, seen = torch.zeros(3, dtype=torch.float64, device=self.device), 0
+        for x, y in batches:  # sums stay on the device: one read after the loop
             logits = self.model(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            top1 += (top[:, 0] == y).sum().item()
-            top5 += (top == y[:, None]).any(dim=1).sum().item()
+            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
+                                 (top[:, 0] == y).sum().double(), (top == y[:, None]).any(dim=1).sum().double()])
             seen += y.shape[0]
-        seen = max(seen, 1.0)
+        loss, top1, top5 = sums.tolist()
+        seen = max(seen, 1)
         metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen, "eval_time": time.perf_counter() - start}
         if self.data.spec.num_classes > 5:
             metrics["test_top5"] = 100.0 * top5 / seen
@@ -203,10 +222,6 @@ class Trainer:
     def _limited(batches, limit: int | None) -> tuple[Any, int]:
         total = len(batches) if limit is None else min(limit, len(batches))
         return itertools.islice(batches, total), total
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     # ---- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

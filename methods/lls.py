@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llsbench.method import Method, SignalCost, StepResult
+from llsbench.models.lean import use_lean_activations
 from llsbench.options import Option
 from llsbench.tuning.spaces import DEFAULT_SPACE, LogUniform
 
@@ -71,8 +72,10 @@ class _EvenAveragePool(torch.autograd.Function):
         n, c, height, width = ctx.input_shape
         p = grad.shape[-1]
         kh, kw = height // p, width // p
-        spread = (grad / (kh * kw))[:, :, :, None, :, None].expand(n, c, p, kh, p, kw)
-        return spread.reshape(n, c, height, width), None
+        # Spread along the width first (a map 1/kh of the input's size), then copy whole rows:
+        # one 6-d broadcast copy [n, c, p, kh, p, kw] moves the same values ~25% slower.
+        rows = (grad / (kh * kw))[..., None].expand(n, c, p, p, kw).reshape(n, c, p, width)
+        return rows[:, :, :, None, :].expand(n, c, p, kh, width).reshape(n, c, height, width), None
 
 
 def reduce_activation(h: torch.Tensor, pool_size: int | None) -> torch.Tensor:
@@ -134,6 +137,10 @@ class BlockLocalMethod(Method):
     module per block (its trainable parameters join that block's optimiser).
     """
 
+    def __init__(self, model, **kwargs):
+        use_lean_activations(model)  # same values and gradients; a 1-byte mask held per activation
+        super().__init__(model, **kwargs)
+
     def parameter_groups(self):
         return self.block_groups()
 
@@ -148,7 +155,6 @@ class BlockLocalMethod(Method):
             loss = self.local_loss(i, out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # frees this block's graph: only one block's activations live at a time
-            self.update(opt)
             local[f"block{i}"] = loss.detach()
             h = block.post(out.detach())
         head_opt = self.optimizers[-1]
@@ -156,7 +162,10 @@ class BlockLocalMethod(Method):
         loss = F.cross_entropy(logits, y)
         head_opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.update(head_opt)
+        # Block l+1's input was computed before any update, so stepping every optimiser after
+        # the walk is the same update as stepping each right after its block's backward.
+        for opt in self.optimizers:
+            self.update(opt)
         return StepResult(loss.detach(), logits.detach(), local)
 
 

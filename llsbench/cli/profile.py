@@ -9,6 +9,7 @@ from typing import Iterator
 import click
 import torch
 
+from llsbench.accelerate import PRECISIONS, Acceleration
 from llsbench.cli.common import UserError, comma_list, parse_key_values
 from llsbench.config import resolve_device
 from llsbench.data import DATASETS, DatasetSpec, load_data
@@ -61,13 +62,14 @@ def split_options(pairs: tuple[str, ...], methods: list[str]) -> dict[str, dict[
 
 
 def build_rules(model: str, spec: DatasetSpec, methods: list[str], options: dict[str, dict[str, str]],
-                optimizer: str, device: torch.device, seed: int) -> dict[str, Method]:
+                optimizer: str, device: torch.device, seed: int,
+                acceleration: Acceleration = Acceleration()) -> dict[str, Method]:
     """Each rule on its own copy of the model, all initialised from the same seed."""
     rules = {}
     for name in methods:
         torch.manual_seed(seed)
-        net = create_model(model, in_channels=spec.in_channels, num_classes=spec.num_classes,
-                           image_size=spec.image_size).to(device)
+        net = acceleration.prepare(create_model(model, in_channels=spec.in_channels, num_classes=spec.num_classes,
+                                                image_size=spec.image_size).to(device))
         rules[name] = create_method(name, net, num_classes=spec.num_classes,
                                     input_shape=(spec.in_channels, spec.image_size, spec.image_size),
                                     optimizer=optimizer_factory(optimizer), **options[name])
@@ -135,8 +137,12 @@ def profile(model, dataset, methods, options, optimizer, device, seed, fmt, batc
               help="Dataset root for --inputs dataset (env LLSBENCH_DATA_DIR).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU intra-op threads (default: torch's). On a loaded shared CPU, 1 avoids OpenMP barrier stalls.")
+@click.option("--compile", "compiled", is_flag=True, help="torch.compile the models' blocks and heads.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="bf16: autocast each step.")
+@click.option("--channels-last", is_flag=True, help="NHWC layout for models and inputs.")
 def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_size, steps, warmup, inputs,
-          data_dir, threads) -> None:
+          data_dir, threads, compiled, precision, channels_last) -> None:
     """Time training steps of each rule on MODEL in one process, interleaved (every round gives
     each rule one step on the same batch, starting with a different rule each round), and print
     median step times and their ratio to the first rule: the figure to quote on a shared machine."""
@@ -144,7 +150,8 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
-    rules = build_rules(model, spec, names, split_options(options, names), optimizer, dev, seed)
+    acceleration = Acceleration(compile=compiled, precision=precision, channels_last=channels_last)
+    rules = build_rules(model, spec, names, split_options(options, names), optimizer, dev, seed, acceleration)
     first = next(iter(rules.values()))
     if inputs == "dataset":
         splits = load_data(spec.name, data_dir=data_dir, batch_size=batch_size, device=dev, seed=seed)
@@ -154,14 +161,16 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     for rule in rules.values():
         rule.model.train()
         rule.train()
-    times = round_robin(rules, batches, steps=steps, warmup=warmup, load_timed=inputs == "dataset")
+    times = round_robin(rules, batches, steps=steps, warmup=warmup, load_timed=inputs == "dataset",
+                        acceleration=acceleration)
     rows = [_bench_row(t, times[0]) for t in times]
     readable = {k: _three_places for k in rows[0] if "ratio" in k or k.endswith("_step_s")}
     click.echo(render(rows, fmt, {**readable, "images_per_s": _one_place, "data_share": _percent}))
     if fmt == "md":
         n = torch.get_num_threads()
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
-        click.echo(f"\n{model}, {inputs} inputs shaped like {spec.name}, batch {batch_size}, {where}: seconds per "
+        click.echo(f"\n{model}, {inputs} inputs shaped like {spec.name}, batch {batch_size}, {where}, "
+                   f"{acceleration.label}: seconds per "
                    f"step over {steps} interleaved rounds after {warmup} warm-up rounds; ratio_to_{names[0]} = "
                    f"ratio of medians, round_ratio_p25/p75 = quartiles of the same-round ratios.")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from llsbench.accelerate import PRECISIONS
 from llsbench.cli.common import parse_key_values
 from llsbench.config import RunConfig
 from llsbench.data import DATASETS
@@ -63,6 +64,13 @@ def data_options(f):
 @click.option("--bn-batches", type=click.IntRange(min=0), default=50, show_default=True,
               help="Training batches to re-estimate BatchNorm statistics before each evaluation.")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--compile", is_flag=True, help="torch.compile the model's blocks and head (opt-in; recorded).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="bf16: autocast each training step (opt-in; recorded).")
+@click.option("--channels-last", is_flag=True, help="NHWC memory layout for model and inputs (opt-in; recorded).")
+@click.option("--sync-every", type=click.IntRange(min=1), default=None,
+              help="Read the running loss and check it is finite every N steps (default: once per epoch; "
+                   "each read is a host synchronisation on a GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--no-profile", is_flag=True, help="Do not log the rule's MACs/memory profile to MLflow before training.")
 @click.option("--angle-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -85,7 +93,8 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
     probe = UpdateAngleProbe(angle_every) if angle_every else None
     callbacks += [probe] if probe else []
     trainer = Trainer(config, callbacks=callbacks, progress=not no_progress)
-    click.echo(f"{name} on {model}/{dataset}: {trainer.device}, {trainer.method.extra_parameters()} extra "
+    click.echo(f"{name} on {model}/{dataset}: {trainer.device}, {trainer.acceleration.label}, "
+               f"{trainer.method.extra_parameters()} extra "
                f"parameters, {len(trainer.data.train)} batches/epoch")
     result = trainer.fit()
     for h in result.history:

@@ -10,6 +10,7 @@ from typing import Iterator
 
 import torch
 
+from llsbench.accelerate import Acceleration
 from llsbench.method import Method
 
 
@@ -18,11 +19,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_step(method: Method, x: torch.Tensor, y: torch.Tensor) -> float:
+def timed_step(method: Method, x: torch.Tensor, y: torch.Tensor, acceleration: Acceleration = Acceleration()) -> float:
     """Seconds for one `method.step` (CUDA synchronised before reading either clock)."""
     _sync(x.device)
     start = time.perf_counter()
-    method.step(x, y)
+    acceleration.step(method, x, y)
     _sync(x.device)
     return time.perf_counter() - start
 
@@ -65,7 +66,8 @@ class StepTimes:
 
 
 def round_robin(methods: dict[str, Method], batches: Iterator[tuple[torch.Tensor, torch.Tensor]], *,
-                steps: int, warmup: int, load_timed: bool) -> list[StepTimes]:
+                steps: int, warmup: int, load_timed: bool,
+                acceleration: Acceleration = Acceleration()) -> list[StepTimes]:
     """`warmup + steps` rounds; in each, one batch is drawn from `batches` (its loading timed
     when `load_timed`) and every rule takes one training step on it. Warm-up rounds are dropped."""
     names = list(methods)
@@ -77,7 +79,7 @@ def round_robin(methods: dict[str, Method], batches: Iterator[tuple[torch.Tensor
         loading = time.perf_counter() - start
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            seconds = timed_step(methods[name], x, y)
+            seconds = timed_step(methods[name], x, y, acceleration)
             if r >= warmup:
                 times = results.setdefault(name, StepTimes(name, x.shape[0]))
                 times.step_s.append(seconds)

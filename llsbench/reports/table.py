@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from llsbench.accelerate import Acceleration
 from llsbench.errors import LLSBenchError
 from llsbench.method_registry import METHODS
 
@@ -25,7 +26,8 @@ def cell_frame(runs: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({
         "run_id": runs["run_id"], "cell_key": runs["tags.cell_key"], "dataset": runs["tags.dataset"],
         "model": runs["tags.model_label"], "method": runs["tags.method_label"], "rule": runs["tags.method"],
-        "budget": [_budget_label(b, o) for b, o in zip(runs["tags.budget"], runs["tags.budget_overrides"])],
+        "budget": [_budget_label(b, o) + _accelerators(runs, i)
+                   for i, (b, o) in enumerate(zip(runs["tags.budget"], runs["tags.budget_overrides"]))],
         "seed": runs["tags.seed"].astype(int), "test_acc": runs["metrics.final_test_acc"].astype(float),
     })
     for metric in COST_METRICS:
@@ -83,6 +85,18 @@ def _method(rule: str):
 
 def _budget_label(budget: str, overrides: str) -> str:
     return budget if overrides in ("", "none") else f"{budget} ({overrides})"
+
+
+def _accelerators(runs: pd.DataFrame, row: int) -> str:
+    """' [compile+bf16]' for a run with opt-in accelerators (kept apart from exact runs), else ''."""
+    def param(name: str, default: str) -> str:
+        column = f"params.{name}"
+        value = runs[column].iloc[row] if column in runs else None
+        return default if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+    label = Acceleration(compile=param("compile", "False") == "True", precision=param("precision", "fp32"),
+                         channels_last=param("channels_last", "False") == "True").label
+    return "" if label == Acceleration().label else f" [{label}]"
 
 
 def _gap(gap: float, rule: str) -> str:
