@@ -48,6 +48,26 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+@torch.no_grad()
+def test_metrics(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Test loss, top-1 and (for more than 5 classes) top-5 accuracy of `model` as it is (mode untouched)."""
+    loss = top1 = top5 = seen = 0.0
+    classes = 0
+    for x, y in batches:
+        logits = model(x)
+        classes = logits.shape[1]
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        top = logits.topk(min(5, classes), dim=1).indices
+        top1 += (top[:, 0] == y).sum().item()
+        top5 += (top == y[:, None]).any(dim=1).sum().item()
+        seen += y.shape[0]
+    seen = max(seen, 1.0)
+    metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen}
+    if classes > 5:
+        metrics["test_top5"] = 100.0 * top5 / seen
+    return metrics
+
+
 class Trainer:
     """Builds data, model and rule from a `RunConfig`, then `fit()`s.
 
@@ -157,18 +177,8 @@ class Trainer:
         self.recalibrate_batchnorm()
         self.model.eval()
         batches, _ = self._limited(self.data.test, self.config.limit_test_batches)
-        loss = top1 = top5 = seen = 0.0
-        for x, y in batches:
-            logits = self.model(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            top1 += (top[:, 0] == y).sum().item()
-            top5 += (top == y[:, None]).any(dim=1).sum().item()
-            seen += y.shape[0]
-        seen = max(seen, 1.0)
-        metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen, "eval_time": time.perf_counter() - start}
-        if self.data.spec.num_classes > 5:
-            metrics["test_top5"] = 100.0 * top5 / seen
+        metrics = test_metrics(self.model, batches)
+        metrics["eval_time"] = time.perf_counter() - start
         return metrics
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from mlflow.entities import Param, RunTag
 
 from llsbench import tracking
+from llsbench.artifacts import ModelArtifactCallback
 from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
 from llsbench.profiling.callback import ProfileCallback
@@ -44,6 +45,7 @@ class RunContext:
     num_workers: int = 0
     progress: bool = False
     profile: bool = True  # log the rule's MACs / memory profile to each cell's run before training
+    save_model: bool = True  # keep each finished cell's trained weights as an MLflow artifact
     parent_run_id: str | None = None
 
 
@@ -85,7 +87,8 @@ def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) ->
         config = cell.run_config(device=ctx.device, data_dir=ctx.data_dir, download=ctx.download,
                                  num_workers=ctx.num_workers)
         profile = [ProfileCallback()] if ctx.profile else []
-        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), logger, ledger, *profile, *callbacks],
+        keep = [ModelArtifactCallback()] if ctx.save_model else []  # before the logger marks the run FINISHED
+        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), *keep, logger, ledger, *profile, *callbacks],
                           progress=ctx.progress, checkpoint=cell_dir.checkpoint)
         result = trainer.fit()
     except KeyboardInterrupt:
