@@ -38,7 +38,18 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None =
     """The experiment's id, creating it first (do this before any worker starts)."""
     c = client(tracking_uri)
     found = c.get_experiment_by_name(name)
-    return found.experiment_id if found else c.create_experiment(name)
+    return found.experiment_id if found else c.create_experiment(name, artifact_location=artifact_location(name))
+
+
+def artifact_location(experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts (kept models, figures): beside a SQLite store
+    (`<store dir>/mlruns/<experiment>`), not under whatever directory the run was started from;
+    None (MLflow's own choice) for any other store."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    folder = Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns"
+    return str(folder / "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in experiment))
 
 
 def find_runs(c: MlflowClient, experiment_id: str, tags: dict[str, str], status: str | None = None) -> list:
