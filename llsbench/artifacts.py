@@ -1,6 +1,6 @@
-"""The trained model as an MLflow artifact: every finished run keeps its final weights and the
-rule's aux state (LLS bases and M matrices, feedback matrices, local heads), and `load_run`
-rebuilds model and rule from the run's params and loads them back.
+"""What a run keeps as MLflow artifacts: every finished run its final weights and the rule's aux
+state (LLS bases and M matrices, feedback matrices, local heads) — `load_run` rebuilds model and
+rule from the run's params and loads them back — and the figures drawn of it (`figures/`).
 
 What is kept is the evaluated network: the model's state (with the rule's evaluation weights
 and the re-estimated BatchNorm statistics the final test accuracy was measured with) and the
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 ARTIFACT_DIR = "model"
 WEIGHTS_FILE = "weights.pt"
 FORMAT = 1
+FIGURE_ARTIFACTS = "figures"  # where `llsbench figure` keeps a run's PNGs, `<name>.png`
+FIGURE_NAMES = ("sync", "tsne-m", "gradcam", "probes", "angles")
 
 
 def trained_state(model: BlockNet, method: Method) -> dict[str, Any]:

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
+from llsbench.artifacts import FIGURE_NAMES
 from llsbench.cli.common import UserError
 from llsbench.errors import LLSBenchError
 from llsbench.tracking import DEFAULT_EXPERIMENT
 
-NAMES = ("sync", "tsne-m", "gradcam", "probes", "angles")
-
 
 @click.command("figure")
-@click.argument("name", type=click.Choice(NAMES))
+@click.argument("name", type=click.Choice(FIGURE_NAMES))
 @click.option("--run", "run_id", help="MLflow run id of a finished run.")
 @click.option("--suite", help="Every finished cell of this suite instead of one run.")
 @click.option("--output-dir", "-o", default="results/figures", show_default=True, type=click.Path(file_okay=False),

@@ -14,9 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from llsbench import tracking  # noqa: E402
-from llsbench.artifacts import LoadedRun, load_run  # noqa: E402
+from llsbench.artifacts import FIGURE_ARTIFACTS, LoadedRun, load_run  # noqa: E402
 
-FIGURE_ARTIFACTS = "figures"
 # Class names by dataset family; any other dataset's classes are shown by index.
 CLASS_NAMES = {
     "digits": [str(i) for i in range(10)], "mnist": [str(i) for i in range(10)],
