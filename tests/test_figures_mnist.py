@@ -36,10 +36,12 @@ def test_every_figure_from_short_mnist_runs(mnist_dir, tmp_path):
     assert all(r.shape == (10,) for r in sync.data["peak_ratio"])
     ratio = [r.mean() for r in sync.data["peak_ratio"]]
     print("sync peak ratios", ratio)
-    assert np.mean(ratio[1:]) > 1.5, ratio  # BP reads ~1 (tests/test_figures.py)
+    assert np.mean(ratio[1:]) > 2.5, ratio  # measured 0.9 / 3.5 / 4.3 / 5.0; BP reads ~1 (tests/test_figures.py)
     cam = FIGURES["gradcam"](source, tmp_path / "cam.png", per_class_images=2)
     assert cam.data["maps"].shape == (20, 28, 28) and (cam.data["maps"] >= 0).all()
-    assert (cam.data["maps"].reshape(20, -1).std(axis=1) > 0).all()
+    # A map is all zero when nothing in the block's output supports the true class (seen once in 20
+    # after 40 batches): most maps must still vary over the image.
+    assert (cam.data["maps"].reshape(20, -1).std(axis=1) > 0).mean() >= 0.9
     probes = FIGURES["probes"](source, tmp_path / "probes.png", samples=1000)
     assert ((probes.data["accuracy"] >= 0) & (probes.data["accuracy"] <= 100)).all()
     print("probe accuracies", probes.data["accuracy"])
