@@ -131,6 +131,8 @@ class Method(abc.ABC):
         shape, pool = self.block_shapes[index], self.model.blocks[index].pool_size
         if len(shape) == 3 and pool is not None:
             return shape[0] * pool * pool
+        if len(shape) == 1 and pool is not None:
+            return pool
         return int(torch.Size(shape).numel())
 
     def state_dict(self) -> dict[str, Any]:

@@ -18,7 +18,10 @@ import mlflow
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
+from llsbench.store import prepare_store
+from llsbench.tracking_ui import dataset_inputs, experiment_tags, missing_experiment_tags, source_tags
 from llsbench.trainer import Callback
 
 if TYPE_CHECKING:
@@ -29,23 +32,40 @@ _PACKAGES = ("llsbench", "torch", "torchvision", "schedulefree", "mlflow", "fvco
 
 
 def client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client of the store (a new SQLite store is created safely first, see `llsbench.store`)."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    prepare_store(tracking_uri)
     return MlflowClient()
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None) -> str:
-    """The experiment's id, creating it first (do this before any worker starts)."""
-    c = client(tracking_uri)
+    """The experiment's id, creating it first (do this before any worker starts), tagged so that
+    the MLflow UI opens it as model training with llsbench's runs-table view. Another process
+    creating it at the same moment is fine: then its id is returned."""
+    return experiment_in(client(tracking_uri), name)
+
+
+def experiment_in(c: MlflowClient, name: str) -> str:
+    """`ensure_experiment` in the store of the client `c`."""
     found = c.get_experiment_by_name(name)
-    return found.experiment_id if found else c.create_experiment(name, artifact_location=artifact_location(name))
+    if found is None:
+        try:
+            return c.create_experiment(name, artifact_location=artifact_location(c, name), tags=experiment_tags())
+        except MlflowException:
+            found = c.get_experiment_by_name(name)
+            if found is None:
+                raise
+    for key, value in missing_experiment_tags(found.tags).items():
+        c.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
 
 
-def artifact_location(experiment: str) -> str | None:
+def artifact_location(c: MlflowClient, experiment: str) -> str | None:
     """Where a new experiment keeps its artifacts (kept models, figures): beside a SQLite store
     (`<store dir>/mlruns/<experiment>`), not under whatever directory the run was started from;
-    None (MLflow's own choice) for any other store."""
-    uri = mlflow.get_tracking_uri()
+    None (MLflow's own choice, e.g. a server's artifact root) for any other store."""
+    uri = c.tracking_uri
     if not uri.startswith("sqlite:///"):
         return None
     folder = Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns"
@@ -91,7 +111,8 @@ def git_dirty() -> str:
 
 
 def environment_tags(device: torch.device) -> dict[str, str]:
-    tags = {"git_commit": git_commit(), "git_dirty": git_dirty(), "python": sys.version.split()[0], "platform": platform.platform(),
+    commit = git_commit()
+    tags = {**source_tags(commit), "git_commit": commit, "git_dirty": git_dirty(), "python": sys.version.split()[0], "platform": platform.platform(),
             "device": str(device), "device_name": device_name(device)}
     for pkg in _PACKAGES:
         try:
@@ -136,6 +157,7 @@ class MlflowLogger(Callback):
                       **{f"method.{k}": str(v) for k, v in trainer.method.config.items()}}
             for chunk in _chunks([Param(k, v[:6000]) for k, v in params.items()], 100):
                 self.client.log_batch(self.run_id, params=chunk)
+            self.client.log_inputs(self.run_id, datasets=dataset_inputs(trainer.data))
         else:
             self.client.update_run(self.run_id, status="RUNNING")
 

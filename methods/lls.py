@@ -19,26 +19,38 @@ from torch import nn
 from llsbench.method import Method, SignalCost, StepResult
 from llsbench.options import Option
 
-BASES = ("sin-ref", "cos", "square", "random")
+BASES = ("sin-ref", "square", "random", "cos", "sin-f64", "square-pm1", "random-cxt")
+RANDOM_BASES = ("random", "random-cxt")
 FREQ_MIN, FREQ_MAX = 50.0, 512.0  # radians per index, as in the reference code
 
 
-def make_basis(kind: str, num_classes: int, width: int) -> torch.Tensor:
+def make_basis(kind: str, num_classes: int, width: int, drawn_width: int = 2048) -> torch.Tensor:
     """The fixed basis B ∈ R^{C×T}: row c is g(f_c · t), f_c = linspace(50, 512, C).
 
-    `sin-ref`: sin(f t), t = 0…T−1 (reference code). `cos`: cos(f t), t = 1…T (paper text).
-    `square`: sign of `sin-ref`, with sign(0) taken as +1 so that every entry is ±1 (the
-    reference leaves 0 in column t = 0). `random`: 0.1·N(0, 1) from the global RNG.
-    Waveforms are evaluated in float64: f·t reaches 10⁶ rad, where float32 loses the phase.
+    Reference-exact (`compute_LLS` / `LLS_Random` of mapolinario94/LLS-DNN, the paper's numbers):
+    `sin-ref`: sin(f t), t = 0…T−1, f·t formed in float32 as the reference does (the product
+    reaches 10⁶ rad, so its float32 rounding shifts the phase: this *is* the reference's basis).
+    `square`: torch.sign of `sin-ref` (0 in column t = 0). `random`: 0.1·N(0, 1) drawn at
+    C×`drawn_width` (the reference's `hidden_dim`) from the global RNG, then average-pooled over
+    columns to T (which shrinks its scale when T < drawn_width).
+    Named variants: `sin-f64` the same waveform evaluated in float64 (the clean phase);
+    `square-pm1` sign of `sin-f64` with sign(0) = +1, every entry ±1; `cos` the paper text's
+    cos(f t), t = 1…T (float64); `random-cxt` 0.1·N(0, 1) drawn directly at C×T.
     """
     if kind == "random":
+        return F.adaptive_avg_pool1d(0.1 * torch.randn(num_classes, drawn_width), width)
+    if kind == "random-cxt":
         return 0.1 * torch.randn(num_classes, width)
+    if kind in ("sin-ref", "square"):
+        freqs = torch.linspace(FREQ_MIN, FREQ_MAX, num_classes)[:, None]
+        basis = torch.sin(freqs * torch.arange(width).float()[None, :])
+        return torch.sign(basis) if kind == "square" else basis
     freqs = torch.linspace(FREQ_MIN, FREQ_MAX, num_classes, dtype=torch.float64)[:, None]
     if kind == "cos":
         basis = torch.cos(freqs * torch.arange(1, width + 1, dtype=torch.float64))
     else:
         basis = torch.sin(freqs * torch.arange(width, dtype=torch.float64))
-        if kind == "square":
+        if kind == "square-pm1":
             basis = torch.where(basis >= 0, 1.0, -1.0)
     return basis.float()
 
@@ -63,8 +75,12 @@ class _EvenAveragePool(torch.autograd.Function):
 
 
 def reduce_activation(h: torch.Tensor, pool_size: int | None) -> torch.Tensor:
-    """a(l): conv outputs average-pooled to pool×pool and flattened; linear outputs as they are.
+    """a(l): conv outputs average-pooled to pool×pool and flattened; linear outputs average-pooled
+    over features to length `pool_size` if one is set (the reference's `adaptive_avg_pool1d`, which
+    repeats features when pool_size exceeds their number), else as they are.
     A map already pool×pool is used as it is; one that divides evenly goes through `_EvenAveragePool`."""
+    if h.dim() == 2:
+        return pool_features(h, pool_size)
     if h.dim() == 4 and pool_size is not None:
         height, width = h.shape[-2:]
         if height % pool_size or width % pool_size:
@@ -74,14 +90,27 @@ def reduce_activation(h: torch.Tensor, pool_size: int | None) -> torch.Tensor:
     return h.flatten(1)
 
 
-class Projection(nn.Module):
-    """One block's fixed basis (a buffer) and, for LLS-M / LLS-MxM, its trainable M."""
+def pool_features(h: torch.Tensor, length: int | None) -> torch.Tensor:
+    """[N, F] → [N, length] by adaptive average pooling over features (identity if None or F)."""
+    if length is None or length == h.shape[1]:
+        return h
+    return F.adaptive_avg_pool1d(h, length)
 
-    def __init__(self, basis: torch.Tensor, modulation: str | None):
+
+class Projection(nn.Module):
+    """One block's fixed basis (a buffer) and, for LLS-M / LLS-MxM, its trainable M.
+
+    LLS-MxM mixes the logits as the reference does for each kind of basis: z M for the waveform
+    bases (`compute_LLS`, modulation 2), z Mᵀ for the random ones (`LLS_MxM_Random` projects on
+    the mixed basis M B, and a (M B)ᵀ = z Mᵀ). LLS-M's z ⊙ m is the same for both.
+    """
+
+    def __init__(self, basis: torch.Tensor, modulation: str | None, mix_transposed: bool = False):
         super().__init__()
         self.register_buffer("basis", basis)
         c = basis.shape[0]
         self.modulation = modulation
+        self.mix_transposed = mix_transposed
         shape = {None: None, "m": (c,), "mxm": (c, c)}[modulation]
         self.m = nn.Parameter(0.01 * torch.randn(shape)) if shape else None
 
@@ -90,7 +119,7 @@ class Projection(nn.Module):
         if self.modulation == "m":
             z = z * self.m
         elif self.modulation == "mxm":
-            z = z @ self.m
+            z = z @ (self.m.T if self.mix_transposed else self.m)
         return z
 
 
@@ -136,22 +165,25 @@ class LLS(BlockLocalMethod):
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l)"}
     modulation: str | None = None
     options = {
-        "basis": Option("sin-ref", "fixed basis g(·): sin-ref (reference code), cos (paper), square, random",
-                        BASES),
+        "basis": Option("sin-ref", "fixed basis g(·), reference-exact: sin-ref (the reference's 'cosine'), "
+                                   "square, random (C×2048 drawn, pooled to T); variants: cos (paper text), "
+                                   "sin-f64, square-pm1 (±1), random-cxt (drawn at C×T)", BASES),
         "temperature": Option(0.5, "temperature τ of the local cross-entropy"),
         "normalize": Option("auto", "L2-normalise a(l) before projecting; auto = reference behaviour "
                                     "(on for waveform bases, off for random)", ("auto", "on", "off")),
     }
 
     def build_aux(self) -> nn.Module:
-        width = [self.signal_width(i) for i in range(len(self.model.blocks))]
-        return nn.ModuleList(Projection(make_basis(self.config["basis"], self.num_classes, t), self.modulation)
-                             for t in width)
+        kind = self.config["basis"]
+        return nn.ModuleList(
+            Projection(make_basis(kind, self.num_classes, self.signal_width(i), block.drawn_width), self.modulation,
+                       mix_transposed=kind in RANDOM_BASES)
+            for i, block in enumerate(self.model.blocks))
 
     @property
     def normalizes(self) -> bool:
         mode = self.config["normalize"]
-        return mode == "on" or (mode == "auto" and self.config["basis"] != "random")
+        return mode == "on" or (mode == "auto" and self.config["basis"] not in RANDOM_BASES)
 
     def local_logits(self, index: int, h: torch.Tensor) -> torch.Tensor:
         a = reduce_activation(h, self.model.blocks[index].pool_size)

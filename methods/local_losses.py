@@ -6,8 +6,9 @@ own loss and optimiser, graph freed after the update); only the per-block head d
 
 - `local-losses` (LLS paper, Table 3; reference `compute_LocalLosses` in
   `mapolinario94/LLS-DNN`): a(l) pooled as under LLS, logits z = a W̃ᵀ / τ with a trainable
-  W_c ∈ R^{C×2048} (init 0.1·N(0, 1)) resized to the layer's width T(l) by adaptive average
-  pooling over its columns, W̃ = pool(W_c); cross-entropy; no L2 normalisation.
+  W_c ∈ R^{C×D} (init 0.1·N(0, 1); D the block's `drawn_width`, the reference's `hidden_dim`:
+  2048 in VGG8) resized to the layer's width T(l) by adaptive average pooling over its columns,
+  W̃ = pool(W_c); cross-entropy; no L2 normalisation.
 - `predsim` (Nøkland & Eidnes 2019, "Training neural networks with local error signals",
   `anokland/local-loss`): (1 − β)·pred + β·sim, β = 0.99. pred: average pool so that
   channels × pooled area ≤ 2048, zero-initialised linear decoder, cross-entropy. sim: a learned
@@ -27,18 +28,17 @@ from llsbench.method import SignalCost
 from llsbench.options import Option
 from llsbench_methods.lls import BlockLocalMethod, reduce_activation
 
-CLASSIFIER_WIDTH = 2048  # columns of the stored W_c, whatever the layer's width T(l)
 DECODER_WIDTH = 2048  # PredSim: channels × pooled area in front of the decoder is at most this
 
 
 # ---- Local Losses ---------------------------------------------------------------------------
 class LocalClassifier(nn.Module):
-    """One block's trainable W_c ∈ R^{C×2048}, used at the layer's width T as W̃ = pool(W_c)
+    """One block's trainable W_c ∈ R^{C×D}, used at the layer's width T as W̃ = pool(W_c)
     (adaptive average pooling over columns, as the reference does on every step)."""
 
-    def __init__(self, num_classes: int, width: int):
+    def __init__(self, num_classes: int, width: int, drawn_width: int = 2048):
         super().__init__()
-        self.weight = nn.Parameter(0.1 * torch.randn(num_classes, CLASSIFIER_WIDTH))
+        self.weight = nn.Parameter(0.1 * torch.randn(num_classes, drawn_width))
         self.width = width
 
     def resized(self) -> torch.Tensor:
@@ -51,21 +51,20 @@ class LocalClassifier(nn.Module):
 class LocalLosses(BlockLocalMethod):
     """The LLS paper's Local Losses baseline (its Table 3).
 
-    Deviation from the reference kept on purpose: the reference's SmallConv models size W_c
-    as C×T(l) (no column pooling there); llsbench stores C×2048 in every block, as its VGG8
-    does, so the extra parameters are always L·C·2048. If T(l) > 2048 the pooling repeats
-    columns (the classifier then has tied columns).
+    W_c is sized as the reference sizes it per model (`drawn_width`): C×2048 in VGG8 and
+    MobileNetV1, C×T(l) in SmallConv. If T(l) > D the pooling repeats columns (the classifier
+    then has tied columns).
     """
 
     name = "local-losses"
-    summary = "per-block cross-entropy through a trainable local classifier W_c ∈ R^{C×2048} (LLS paper's baseline)"
+    summary = "per-block cross-entropy through a trainable local classifier W_c ∈ R^{C×2048} pooled to T (LLS paper's baseline)"
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l)"}
     options = {"temperature": Option(0.5, "temperature τ of the local cross-entropy (LLS scripts: 0.5)")}
 
     def build_aux(self) -> nn.Module:
         _require_positive(self, "temperature", self.config["temperature"])
-        return nn.ModuleList(LocalClassifier(self.num_classes, self.signal_width(i))
-                             for i in range(len(self.model.blocks)))
+        return nn.ModuleList(LocalClassifier(self.num_classes, self.signal_width(i), block.drawn_width)
+                             for i, block in enumerate(self.model.blocks))
 
     def local_logits(self, index: int, h: torch.Tensor) -> torch.Tensor:
         a = reduce_activation(h, self.model.blocks[index].pool_size)

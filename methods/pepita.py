@@ -21,8 +21,9 @@ How llsbench applies it to any `BlockNet`:
   layer received in pass 2 (pooled, dropped out, flattened as the model does).
 - Conv layers: ΔW is the weight-gradient of the convolution whose output gradient is
   δ = h − h̃ and whose input is h̃_{k−1} (`torch.nn.grad.conv2d_weight`, with the layer's stride,
-  padding, dilation and groups), summed over output positions; `conv_positions=mean` divides
-  by their number, as the official conv code (`compute_delta_w_conv`) does.
+  padding, dilation and groups), divided by the number of output positions as the official conv
+  code (`compute_delta_w_conv`, its default `sqrt_conv=False`) does; `conv_positions=sum` keeps
+  the plain sum over positions.
 - Biases (the official nets have none): the same rule with the input set to 1, Δb = Σ δ.
 - BatchNorm γ, β: left at their initial values by default (`bn_affine=frozen`), as in the
   official code, which only updates tensors of two or more dimensions. `bn_affine=rule` updates
@@ -155,8 +156,8 @@ class PEPITA(Method):
         "f_scale": Option(0.05, "F = f_scale · U(±√(6/d)), d = input size (paper: 0.05)"),
         "bn_affine": Option("frozen", "BatchNorm γ, β: frozen at init (official code) or trained by the same "
                                       "difference rule", ("frozen", "rule")),
-        "conv_positions": Option("sum", "conv update over output positions: sum (conv2d_weight) or mean (official "
-                                        "conv code)", ("sum", "mean")),
+        "conv_positions": Option("mean", "conv update over output positions: mean (official conv code, "
+                                         "compute_delta_w_conv) or sum (plain conv2d_weight)", ("mean", "sum")),
     }
 
     def build_aux(self) -> nn.Module:

@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,19 +39,48 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _chromium() -> str | None:
+    return os.environ.get("LLSBENCH_CHROMIUM") or shutil.which("chromium")
+
+
+def _browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install -e \".[test]\")"
+    if _chromium() is None:
+        return "no chromium on PATH (Debian: apt-get install chromium; or set LLSBENCH_CHROMIUM)"
+    return None
+
+
+def _unavailable() -> dict[str, str]:
+    """Marker -> why its tests cannot run on this machine."""
+    missing = {}
+    if not torch.cuda.is_available():
+        missing["cuda"] = "no GPU here (run `nox -s cuda` on one)"
+    browser = _browser_missing()
+    if browser:
+        missing["browser"] = browser
+    return missing
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return _chromium()
+
+
 def pytest_collection_modifyitems(config, items):
-    """CUDA tests cannot run without a GPU: deselect them visibly (never a silent skip) and
-    say how to run them (`nox -s cuda` on a machine with CUDA)."""
-    if torch.cuda.is_available():
-        return
-    cuda = [item for item in items if item.get_closest_marker("cuda")]
-    if cuda:
-        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
-        config.hook.pytest_deselected(items=cuda)
-        config._llsbench_cuda_deselected = len(cuda)
+    """Tests that need what this machine lacks (a GPU, a browser) are deselected visibly, never
+    silently skipped, and the summary says why and how to run them."""
+    notes = []
+    for marker, reason in _unavailable().items():
+        lacking = [item for item in items if item.get_closest_marker(marker)]
+        if lacking:
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]
+            config.hook.pytest_deselected(items=lacking)
+            notes.append(f"{len(lacking)} {marker} tests deselected: {reason}")
+    config._llsbench_deselected = notes
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    count = getattr(config, "_llsbench_cuda_deselected", 0)
-    if count:
-        terminalreporter.write_line(f"{count} CUDA tests deselected: no GPU here (run `nox -s cuda` on one)")
+    for note in getattr(config, "_llsbench_deselected", []):
+        terminalreporter.write_line(note)

@@ -19,7 +19,7 @@ def run_method(*args):
     (["nosuch"], "'nosuch'", ["bp", "lls", "lls-mxm"]),
     (["lls", "--model", "resnet9"], "'resnet9'", ["smallconv", "vgg8", "mobilenetv1"]),
     (["lls", "--dataset", "svhn"], "'svhn'", ["digits", "mnist", "cifar10"]),
-    (["lls", "--basis", "triangle"], "'triangle'", ["sin-ref", "cos", "square", "random"]),
+    (["lls", "--basis", "triangle"], "'triangle'", ["sin-ref", "square", "random", "cos", "sin-f64", "square-pm1", "random-cxt"]),
     (["lls", "-o", "tau=2"], "'tau'", ["basis", "normalize", "temperature"]),
     (["bp", "--basis", "square"], "'basis'", []),
     (["lls", "--activation", "gelu"], "'gelu'", ["leaky_relu", "tanh"]),
@@ -81,3 +81,22 @@ def test_a_run_is_recorded_in_mlflow_with_config_tags_and_metrics(tracking_uri):
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 2
     assert run.data.metrics["extra_parameters"] == 4 * 10
     assert run.data.metrics["final_test_acc"] > 50
+
+
+def test_momentum_reaches_the_optimiser(monkeypatch):
+    from llsbench.trainer import Trainer
+
+    seen = []
+    fit = Trainer.fit
+
+    def recording_fit(trainer):
+        seen.append([(type(o).__name__, g["momentum"], g["nesterov"]) for o in trainer.method.optimizers
+                     for g in o.param_groups])
+        return fit(trainer)
+
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
+    result = run_method("bp", "--optimizer", "nesterov", "--momentum", "0.5", "--limit-train-batches", "1",
+                        "--bn-batches", "0", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert seen == [[("SGD", 0.5, True)]]
+    assert run_method("bp", "--momentum", "1.5").exit_code == 2

@@ -71,9 +71,9 @@ def test_registered_names_cover_every_dataset_and_variant():
     expected = {"digits", "synthetic", "mnist", "mnist-plain", "fashionmnist", "fashionmnist-plain",
                 "cifar10", "cifar10-plain", "cifar10-aug", "cifar100", "cifar100-plain", "cifar100-aug",
                 "imagenette", "imagenette-plain", "imagenette-aug", "tinyimagenet", "tinyimagenet-plain",
-                "vww", "vww-plain"}
+                "vww", "vww-plain", "mnist-raw", "fashionmnist-raw", "cifar10-raw", "cifar100-raw"}
     assert expected <= set(DATASETS.names())
-    assert DATASETS.names("cifar10-*") == ["cifar10-aug", "cifar10-plain"]
+    assert DATASETS.names("cifar10-*") == ["cifar10-aug", "cifar10-plain", "cifar10-raw"]
     for name in expected:
         spec = DATASETS.get(name)
         assert spec.name == name and len(spec.mean) == len(spec.std) == spec.in_channels
@@ -89,7 +89,10 @@ def test_variants_follow_the_paper_recipes():
     assert aug("cifar10") == aug("cifar100") == "flip"
     assert aug("cifar10-aug") == aug("cifar100-aug") == "crop(pad=4)+flip+erase(p=0.2)"
     assert aug("tinyimagenet") == "flip+erase(p=0.2)"
-    assert all(aug(n) == "none" for n in DATASETS.names("*-plain") + ["digits", "synthetic"])
+    assert all(aug(n) == "none" for n in DATASETS.names("*-plain") + DATASETS.names("*-raw") + ["digits", "synthetic"])
+    for name in DATASETS.names("*-raw"):
+        spec = DATASETS.get(name)
+        assert set(spec.mean) == {0.0} and set(spec.std) == {1.0}, name
     assert DATASETS.get("vww").resize == 132 and DATASETS.get("vww").mean == (0.485, 0.456, 0.406)
 
 
@@ -312,6 +315,9 @@ def test_fashionmnist_reads_idx_files(tmp_path):
     assert y.tolist() == [2, 8, 5]
     assert torch.allclose(unnormalise(x, data.spec)[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]).float(),
                           atol=1e-3)
+    raw = load_data("fashionmnist-raw", data_dir=tmp_path, batch_size=4)
+    xr, _ = concat(epoch_batches(raw.test))
+    torch.testing.assert_close(xr[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]).float() / 255)
     aug = load_data("fashionmnist", data_dir=tmp_path, batch_size=4)
     x, y = concat(epoch_batches(aug.train, 0))
     assert x.shape == (6, 1, 28, 28) and sorted(y.tolist()) == [0, 1, 3, 4, 9, 9] and len(aug.train) == 2
@@ -367,6 +373,8 @@ def test_cifar10_reads_pickle_batches_in_order(tmp_path):
     assert y.tolist() == [3, 1, 4] and x.shape == (3, 3, 32, 32)
     expected = torch.from_numpy(np.stack(test_images)).permute(0, 3, 1, 2).float()
     assert torch.allclose(unnormalise(x, data.spec), expected, atol=1e-3)
+    xr, _ = concat(epoch_batches(load_data("cifar10-raw", data_dir=tmp_path, batch_size=2).test))
+    torch.testing.assert_close(xr, expected / 255)
     aug = load_data("cifar10-aug", data_dir=tmp_path, batch_size=4)
     xa, ya = concat(epoch_batches(aug.train, 0))
     assert xa.shape == (10, 3, 32, 32) and sorted(ya.tolist()) == sorted(train_labels)

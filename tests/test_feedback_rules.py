@@ -59,42 +59,60 @@ def projected(method, signal: torch.Tensor, reduction: str) -> list[torch.Tensor
     return out
 
 
-def bp_head_grads(model, x, y) -> list[torch.Tensor]:
-    loss = F.cross_entropy(model(x), y)
+def bp_head_grads(model, x, y, output_loss="ce") -> list[torch.Tensor]:
+    """The head's gradient under the output loss: CE on the logits, or the DRTP authors' BCE on
+    sigmoid(z) (torch's `binary_cross_entropy`, mean over N·C)."""
+    logits = model(x)
+    if output_loss == "bce":
+        loss = F.binary_cross_entropy(torch.sigmoid(logits), F.one_hot(y, C).double())
+    else:
+        loss = F.cross_entropy(logits, y)
     return list(torch.autograd.grad(loss, list(model.head.parameters())))
 
 
+@pytest.mark.parametrize("output_loss", ["ce", "bce"])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 @pytest.mark.parametrize("rule", ["dfa", "sdfa"])
-def test_dfa_signal_is_output_error_through_b_and_head_gradient_is_bp(rule, reduction):
+def test_dfa_signal_is_output_error_through_b_and_head_gradient_is_bp(rule, reduction, output_loss):
     model = small_net()
-    method = create_method(rule, model, num_classes=C, input_shape=SHAPE, signal_reduction=reduction)
+    method = create_method(rule, model, num_classes=C, input_shape=SHAPE, signal_reduction=reduction,
+                           output_loss=output_loss)
+    squash = torch.sigmoid if output_loss == "bce" else (lambda z: F.softmax(z, dim=1))
     for n in (N, 3):  # a full batch, then a smaller last batch
         x, y = batch(n, seed=n)
         reference = copy.deepcopy(model)  # same weights, same BN state: same train-mode forward
         with torch.no_grad():
-            error = F.softmax(copy.deepcopy(model)(x), dim=1) - F.one_hot(y, C).double()
+            error = squash(copy.deepcopy(model)(x)) - F.one_hot(y, C).double()
         signal = torch.sign(error) if rule == "sdfa" else error
         arrived = grads_at_block_outputs(method, x, y)
         for got, want in zip(arrived, projected(method, signal, reduction), strict=True):
             assert got.shape[0] == n
             torch.testing.assert_close(got, want)
-        for got, want in zip([p.grad for p in model.head.parameters()], bp_head_grads(reference, x, y)):
+        for got, want in zip([p.grad for p in model.head.parameters()], bp_head_grads(reference, x, y, output_loss)):
             torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("output_loss", ["bce", "ce"])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_drtp_signal_is_target_through_b_and_head_gradient_is_bp(reduction):
+def test_drtp_signal_is_target_through_b_and_head_gradient_is_bp(reduction, output_loss):
     model = small_net()
-    method = create_method("drtp", model, num_classes=C, input_shape=SHAPE, signal_reduction=reduction)
+    method = create_method("drtp", model, num_classes=C, input_shape=SHAPE, signal_reduction=reduction,
+                           output_loss=output_loss)
     for n in (N, 3):
         x, y = batch(n, seed=n)
         reference = copy.deepcopy(model)
         arrived = grads_at_block_outputs(method, x, y)
         for got, want in zip(arrived, projected(method, F.one_hot(y, C).double(), reduction), strict=True):
             torch.testing.assert_close(got, want)
-        for got, want in zip([p.grad for p in model.head.parameters()], bp_head_grads(reference, x, y)):
+        for got, want in zip([p.grad for p in model.head.parameters()], bp_head_grads(reference, x, y, output_loss)):
             torch.testing.assert_close(got, want)
+
+
+def test_output_loss_defaults_follow_the_code_behind_each_rules_numbers():
+    """DRTP: its authors' BCE on a sigmoid; DFA/sDFA: the LLS reference code's cross-entropy."""
+    model = small_net()
+    assert create_method("drtp", model, num_classes=C, input_shape=SHAPE).config["output_loss"] == "bce"
+    assert create_method("dfa", model, num_classes=C, input_shape=SHAPE).config["output_loss"] == "ce"
 
 
 def block_grads_with_other_head(rule: str, head_seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -38,7 +38,7 @@ def softmax_error(z, y):
 
 
 @pytest.mark.parametrize("normalize", ["on", "off"])
-@pytest.mark.parametrize("basis", ["sin-ref", "square", "cos"])
+@pytest.mark.parametrize("basis", ["sin-ref", "square", "cos", "sin-f64", "square-pm1"])
 def test_linear_block_gradient_is_eq4(basis, normalize):
     torch.manual_seed(0)
     model = linear_net()
@@ -109,16 +109,32 @@ def test_lls_mxm_update_is_eq6():
     torch.testing.assert_close(proj.m.grad, s.T @ e / TAU)
 
 
-def test_square_basis_is_plus_minus_one_with_the_specified_frequencies():
-    basis = make_basis("square", 10, 300)
+def test_float64_bases_have_the_specified_frequencies():
+    """The named float64 variants: sin-f64, square-pm1 (±1, sign(0) = +1) and the paper's cos."""
+    basis = make_basis("square-pm1", 10, 300)
     assert set(basis.unique().tolist()) == {-1.0, 1.0}
     freqs = torch.linspace(50, 512, 10, dtype=torch.float64)
     t = torch.arange(300, dtype=torch.float64)
     sines = torch.sin(freqs[:, None] * t)
-    torch.testing.assert_close(make_basis("sin-ref", 10, 300), sines.float())
+    torch.testing.assert_close(make_basis("sin-f64", 10, 300), sines.float())
     assert torch.equal(basis[:, 1:], torch.sign(sines[:, 1:]).float())
     cos = make_basis("cos", 10, 300)
     torch.testing.assert_close(cos, torch.cos(freqs[:, None] * (t + 1)).float())
+
+
+def test_reference_bases_are_float32_sin_its_sign_and_pooled_noise():
+    freqs = torch.linspace(50, 512, 10)[:, None]
+    sines = torch.sin(freqs * torch.arange(300).float())
+    assert torch.equal(make_basis("sin-ref", 10, 300), sines)
+    assert torch.equal(make_basis("square", 10, 300), torch.sign(sines))
+    torch.manual_seed(0)
+    drawn = 0.1 * torch.randn(10, 2048)
+    torch.manual_seed(0)
+    torch.testing.assert_close(make_basis("random", 10, 300), F.adaptive_avg_pool1d(drawn, 300))
+    torch.manual_seed(0)
+    direct = 0.1 * torch.randn(10, 300)
+    torch.manual_seed(0)
+    assert torch.equal(make_basis("random-cxt", 10, 300), direct)
 
 
 def test_basis_is_a_buffer_built_once(monkeypatch):

@@ -48,12 +48,19 @@ def column_pooling_matrix(length, width):
 
 
 # ---- Local Losses ---------------------------------------------------------------------------
-@pytest.mark.parametrize("model,classes", [("smallconv", 10), ("vgg8", 100), ("mobilenetv1", 2)])
+@pytest.mark.parametrize("model,classes", [("vgg8", 100), ("mobilenetv1", 2)])
 def test_local_losses_adds_L_C_2048_parameters(model, classes):
     net = create_model(model, in_channels=3, num_classes=classes, image_size=32)
     rule = create_method("local-losses", net, num_classes=classes, input_shape=(3, 32, 32))
     assert rule.extra_parameters() == len(net.blocks) * classes * 2048
     assert [head.weight.shape for head in rule.aux] == [(classes, 2048)] * len(net.blocks)
+
+
+@pytest.mark.parametrize("model,widths", [("smallconv", [512, 256, 512, 512]), ("smallconvl", [1536, 768, 2048, 2048])])
+def test_local_classifiers_are_sized_as_the_reference_hidden_dim(model, widths):
+    net = create_model(model, in_channels=3, num_classes=10, image_size=32)
+    rule = create_method("local-losses", net, num_classes=10, input_shape=(3, 32, 32))
+    assert [head.weight.shape[1] for head in rule.aux] == widths
 
 
 def test_local_losses_linear_block_gradients_are_the_closed_form():

@@ -210,7 +210,7 @@ def test_strided_depthwise_and_pointwise_layers_each_get_their_own_rule():
     from autograd, independently of conv2d_weight) of its conv with output gradient h − h̃."""
     torch.manual_seed(5)
     model = BlockNet([Block(conv_dw_body(2, 4, stride=2), post(nn.Flatten()))], nn.Linear(4 * 4, C)).double()
-    method = pepita(model, input_shape=(2, 4, 4))
+    method = pepita(model, input_shape=(2, 4, 4), conv_positions="sum")
     x, y = data(5, (2, 4, 4))
     grads = grads_of_one_step(method, x, y)
 

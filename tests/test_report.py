@@ -22,6 +22,7 @@ def finished_smoke(tmp_path_factory, one_thread):
     profiled (a test below adds the cost metrics itself)."""
     folder = tmp_path_factory.mktemp("report")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("llsbench", artifact_location=(folder / "artifacts").as_uri())  # not ./mlruns
     suite = load_suite("smoke")
     cells = expand(suite, Overrides(epochs=2, limit_train_batches=3, methods=("bp", "lls-square", "dfa")))
     _, outcomes = run_suite(suite, cells, RunContext(tracking_uri=uri, run_dir=folder / "runs", device="cpu", profile=False),
@@ -96,3 +97,47 @@ def test_report_cli_writes_the_files_and_explains_a_missing_suite(finished_smoke
     assert "Error: no finished runs of suite 'table2'" in result.output and "llsbench run suite table2" in result.output
     result = CliRunner().invoke(cli, ["report", "smoke", "--tracking-uri", uri, "-o", str(tmp_path), "--budget", "paper"])
     assert result.exit_code == 2 and "its budgets: shortened (epochs=2, limit_train_batches=3)" in result.output
+
+
+def test_report_puts_the_measured_number_beside_each_published_one(finished_smoke, tmp_path):
+    from dataclasses import replace
+
+    from llsbench.suites.published import Published
+    suite, uri, _ = finished_smoke
+    quoted = Published("digits", "smallconv", "dfa", "test_error", 0.5, 100, "a paper, Table 9", "their net", 0.01)
+    write_report("smoke", tmp_path, suite=replace(suite, published=(quoted,)), tracking_uri=uri, with_plots=False)
+    dfa = pd.read_csv(tmp_path / "smoke.csv").set_index("method").loc["dfa"]
+    md = (tmp_path / "smoke.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| digits") and "a paper, Table 9" in line)
+    assert "## Beside the published numbers" in md
+    assert f"{100 - dfa.test_acc_mean:.2f} ± {dfa.test_acc_std:.2f}" in row and "0.50 ± 0.01" in row
+    assert "NO: off by" in row and "shorter budget: 2 epoch(s) of 3 batches vs 100 epochs" in row
+
+
+def test_report_logs_its_table_and_files_to_the_suites_latest_parent_run(finished_smoke, tmp_path):
+    """Last in this module: it adds a suite invocation (every cell skipped) to the shared store."""
+    suite, uri, folder = finished_smoke
+    client = MlflowClient(uri)
+    latest, _ = run_suite(suite, expand(suite, Overrides(epochs=2, limit_train_batches=3,
+                                                         methods=("bp", "lls-square", "dfa"))),
+                          RunContext(tracking_uri=uri, run_dir=folder / "runs", device="cpu", profile=False),
+                          command="again", echo=lambda line: None)
+    result = CliRunner().invoke(cli, ["report", "smoke", "--tracking-uri", uri, "-o", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    assert f"to MLflow run {latest}" in result.output
+    first = client.get_run(latest).data.tags["report_latest"]
+    written = {p.name for p in (tmp_path / "one").iterdir()}
+    assert written >= {"smoke.md", "smoke.csv", "smoke.tex", "smoke_curves.png"}
+    assert {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(latest, first)} == written | {"smoke_table.json"}
+    experiment = client.get_run(latest).info.experiment_id
+    table = client.load_table(experiment, f"{first}/smoke_table.json", run_ids=[latest])
+    csv = pd.read_csv(tmp_path / "one" / "smoke.csv")
+    assert list(table["method"]) == list(csv["method"]) == ["bp", "dfa", "lls-square"]
+    assert list(table["test acc (%)"]) == [f"{m:.2f} ± {s:.2f}" for m, s in zip(csv["test_acc_mean"], csv["test_acc_std"])]
+
+    result = CliRunner().invoke(cli, ["report", "smoke", "--tracking-uri", uri, "-o", str(tmp_path / "two"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    second = client.get_run(latest).data.tags["report_latest"]
+    assert second != first  # a snapshot of its own: MLflow would append to a table logged twice under one name
+    assert len(client.load_table(experiment, f"{first}/smoke_table.json", run_ids=[latest])) == 3
+    assert len(client.load_table(experiment, f"{second}/smoke_table.json", run_ids=[latest])) == 3

@@ -1,16 +1,13 @@
 """Suites are resumable and idempotent: a killed suite continues where it stopped (finished
 cells skipped, the interrupted cell from its checkpoint, in the same MLflow run), Ctrl-C stops
 cleanly, and a failing cell does not stop the others."""
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from mlflow import MlflowClient
+from processes import LLSBENCH, cell_runs, cli_env
 
 from llsbench.suites import Overrides, RunContext, SuiteInterrupted, expand, load_suite, run_suite
 from llsbench.suites.faults import CRASH_ENV
@@ -27,21 +24,9 @@ def store(tmp_path_factory, one_thread):
     return folder, f"sqlite:///{folder / 'mlflow.db'}"
 
 
-def cell_runs(uri: str, suite: str = "smoke", role: str = "cell") -> list:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("llsbench")
-    return client.search_runs([experiment.experiment_id], f"tags.suite = '{suite}' and tags.role = '{role}'",
-                              order_by=["attributes.start_time DESC"])
-
-
-LLSBENCH = shutil.which("llsbench", path=str(Path(sys.executable).parent)) or shutil.which("llsbench")
-
-
 def run_cli(folder, uri, run_dir, env_extra=None):
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV} | {"OMP_NUM_THREADS": "1"} | (env_extra or {})
-    return subprocess.run([LLSBENCH, "run", "suite", "smoke", *ARGS,
-                           "--tracking-uri", uri, "--run-dir", str(run_dir)],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([LLSBENCH, "run", "suite", "smoke", *ARGS, "--tracking-uri", uri, "--run-dir", str(run_dir)],
+                          cwd=folder, env=cli_env(env_extra), capture_output=True, text=True, timeout=300)
 
 
 def test_a_killed_suite_resumes_without_rerunning_finished_cells(store):

@@ -62,9 +62,10 @@ def test_table2_is_the_local_rules_on_smallconvl_plus_their_reference_nets():
     datasets = ("mnist-plain", "cifar10-plain", "cifar100-plain")
     methods = ("bp", "lls-square", "dfa", "dfa-lls-ref", "drtp", "pepita")
     expected = {("main", m, "smallconvl", d, 100, s) for d in datasets for m in methods for s in SEEDS}
-    expected |= {("drtp-net-mnist", "drtp", "drtp-conv-mnist", "mnist-plain", 100, s) for s in SEEDS}
+    expected |= {("drtp-net-mnist", "drtp", "drtp-conv-mnist", "mnist-raw", 100, s) for s in SEEDS}
     expected |= {("drtp-net-cifar", "drtp", "drtp-conv-cifar", d, 100, s) for d in datasets[1:] for s in SEEDS}
-    expected |= {("pepita-net", "pepita", "pepita-fc", d, 100, s) for d in datasets for s in SEEDS}
+    expected |= {("pepita-net", "pepita", "pepita-fc", d, 100, s)
+                 for d in ("mnist-raw", "cifar10-raw", "cifar100-raw") for s in SEEDS}
     assert len(cells) == 90 + 30 and signature(cells) == expected
     main = [c for c in cells if c.block == "main"]
     assert all({k: c.config[k] for k in PAPER} == PAPER for c in main)
@@ -74,6 +75,20 @@ def test_table2_is_the_local_rules_on_smallconvl_plus_their_reference_nets():
     pepita_net = [c for c in cells if c.block == "pepita-net"]
     assert {(c.config["optimizer"], c.config["lr"], c.config["batch_size"], tuple(c.config["lr_milestones"]))
             for c in pepita_net} == {("sgd", 0.01, 64, (60, 90))}
+
+
+@pytest.mark.parametrize("name", ["table1", "table2", "table3"])
+def test_paper_tables_use_the_reference_exact_computations(name):
+    """No cell picks a cleaner-than-reference variant: bases and SmallConvL's linear pooling default."""
+    cleaner = {"sin-f64", "square-pm1", "random-cxt", "cos"}
+    suite = load_suite(name)
+    for c in expand(suite, Overrides(include=tuple(b.name for b in suite.blocks if b.optional))):
+        options = METHODS.get(c.method).options
+        if "basis" in options:
+            assert c.config["method_options"].get("basis", options["basis"].default) not in cleaner, c.label
+        assert c.config["model_options"].get("linear_pool", 2048) == 2048, c.label
+        if c.method == "drtp":
+            assert c.config["method_options"].get("output_loss", options["output_loss"].default) == "bce", c.label
 
 
 def test_table3_is_five_rules_on_vgg8_and_mobilenet_on_vww_with_the_vgg8_variant_on_request():
@@ -145,7 +160,7 @@ GOOD = {"name": "mine", "description": "a small suite", "seeds": 1, "settings": 
     (lambda d: d["settings"].update(device="cuda"), "settings.device", "chosen when the suite runs"),
     (lambda d: d["settings"].update(seed=3), "settings.seed", "unknown setting (set by the matrix)"),
     (lambda d: d["matrix"].update(methods=[{"method": "lls", "options": {"basis": "triangle"}}]),
-     "matrix.methods[0].options", "basis='triangle' is not allowed; valid values: sin-ref, cos, square, random"),
+     "matrix.methods[0].options", "basis='triangle' is not allowed; valid values: sin-ref, square, random, cos, sin-f64, square-pm1, random-cxt"),
     (lambda d: d.update(overrides=[{"when": {"model": "vgg8"}, "settings": {"epochs": 2}}]), "overrides[0].when.model",
      "'vgg8' matches no cell"),
 ])
@@ -180,3 +195,12 @@ def test_cli_reports_a_bad_suite_in_one_line_and_dry_run_records_nothing(tmp_pat
     assert "24 cells; budget: shortened (epochs=2)" in result.output
     assert "drtp-conv-cifar" in result.output and "pepita-fc" in result.output
     assert list(tmp_path.iterdir()) == [bad]  # no mlflow.db, no run dir
+
+
+def test_a_suite_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    result = CliRunner().invoke(cli, ["run", "suite", str(bad), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {bad}: not a UTF-8 text file (byte 0xff at offset 0); a suite is a YAML file in UTF-8"]

@@ -11,7 +11,7 @@ from llsbench.cli.profile import bench, profile
 from llsbench.cli.report import report_cmd
 from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
-from llsbench.cli.ui import ui_cmd
+from llsbench.cli.ui import server_cmd, ui_cmd
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ cli.add_command(bench)
 run.add_command(suite_cmd)
 cli.add_command(report_cmd)
 cli.add_command(ui_cmd)
+cli.add_command(server_cmd)
 cli.add_command(figure_cmd)
 
 

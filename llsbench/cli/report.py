@@ -6,6 +6,7 @@ import shlex
 import click
 
 from llsbench.reports import formatted, write_report
+from llsbench.reports.publish import publish_report
 from llsbench.suites import SuiteNotFoundError, load_suite
 from llsbench.tracking import DEFAULT_EXPERIMENT
 
@@ -21,7 +22,8 @@ from llsbench.tracking import DEFAULT_EXPERIMENT
 @click.option("--no-plots", is_flag=True, help="Tables only.")
 def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots) -> None:
     """Write the comparison table of suite NAME (mean ± std over seeds, gap to BP, measured
-    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures."""
+    costs) as Markdown, CSV and LaTeX, plus accuracy and cost figures, and log the table and
+    files to the suite's latest parent run in MLflow."""
     try:
         suite = load_suite(name)
     except SuiteNotFoundError:
@@ -33,3 +35,4 @@ def report_cmd(name, output_dir, tracking_uri, experiment, budget, no_plots) -> 
                           budget=budget, command=shlex.join(words), with_plots=not no_plots)
     click.echo(formatted(report.table).to_markdown(index=False, disable_numparse=True))
     click.echo("\n".join(f"wrote {path}" for path in report.files))
+    click.echo(publish_report(suite_name, report, tracking_uri=tracking_uri, experiment=experiment).describe())

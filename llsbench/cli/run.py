@@ -46,10 +46,12 @@ def data_options(f):
 @click.option("--lr-milestones", callback=lambda _c, _p, v: _epochs(v), default=None, metavar="E1,E2,...",
               help="Epochs after which the learning rate is multiplied by --lr-gamma (e.g. PEPITA's 60,90).")
 @click.option("--lr-gamma", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=RunConfig.momentum, show_default=True,
+              help="Momentum of sgd / nesterov / sgd-sf (DRTP's Nesterov and PEPITA's SGD recipes set it).")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--basis", default=None, help="LLS basis: sin-ref, cos, square or random.")
+@click.option("--basis", default=None, help="LLS basis: sin-ref, square, random (reference-exact), cos, sin-f64, square-pm1, random-cxt.")
 @click.option("--temperature", type=float, default=None, help="Temperature of LLS-type local losses.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Any method option.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, help="Model dropout.")

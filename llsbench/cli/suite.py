@@ -104,10 +104,13 @@ def _cell_table(cells) -> str:
 def _summary(outcomes: list[CellOutcome]) -> str:
     rows = [(i, o.cell.label, o.status, "" if o.final_test_acc is None else f"{o.final_test_acc:.2f}",
              f"{o.seconds:.1f}" if o.seconds else "", _note(o)) for i, o in enumerate(outcomes, 1)]
-    counts = ", ".join(f"{sum(o.status == s for o in outcomes)} {s}" for s in ("finished", "skipped", "failed"))
-    interrupted = sum(o.status == "interrupted" for o in outcomes)
-    return (tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"]) +
-            f"\n\ncells: {counts}" + (f", {interrupted} interrupted" if interrupted else ""))
+    counts = [f"{sum(o.status == s for o in outcomes)} {s}" for s in ("finished", "skipped", "failed")]
+    counts += [f"{n} {s}" for s in ("interrupted", "elsewhere") if (n := sum(o.status == s for o in outcomes))]
+    text = tabulate(rows, headers=["#", "cell", "status", "test acc. (%)", "seconds", "note"])
+    text += f"\n\ncells: {', '.join(counts)}"
+    if any(o.status == "elsewhere" for o in outcomes):
+        text += "\n(elsewhere: trained by another invocation of this suite; run the command again later to see them)"
+    return text
 
 
 def _note(outcome: CellOutcome) -> str:

@@ -5,6 +5,8 @@ Naming scheme, the same for every family:
   <name>-plain  normalise only, no random augmentation (paper Table 2: "no augmentation");
                 folder sets keep their deterministic resize + center crop
   <name>-aug    the paper's heavier "AUG" recipe of its VGG8 runs, where it differs
+  <name>-raw    [0, 1] pixels: no normalisation, no augmentation (the DRTP and PEPITA authors'
+                MNIST input, `ToTensor()` alone / `Normalize((0,), (1,))`)
 Normalisation constants are those of the paper's reference code (e.g. MNIST 0.5/0.5, the
 common CIFAR (0.2023, 0.1994, 0.2010) std, ImageNet statistics for the image-folder sets).
 """
@@ -21,6 +23,7 @@ from llsbench.data.specs import DatasetSpec, register
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+RAW_WHAT = "[0, 1] pixels, no normalisation, no augmentation (the DRTP / PEPITA authors' input)"
 
 PLAIN = Augmentation()
 CROP4 = Augmentation(crop_pad=4)
@@ -62,6 +65,7 @@ MNIST = register(DatasetSpec(
     description="MNIST handwritten digits (60000 / 10000); paper recipe: random crop 28 pad 4",
 ))
 variant(MNIST, "plain", PLAIN, "no augmentation (normalise only)")
+variant(MNIST, "raw", PLAIN, RAW_WHAT, mean=(0.0,), std=(1.0,))
 
 FASHION = register(DatasetSpec(
     name="fashionmnist", family="fashionmnist", num_classes=10, in_channels=1, image_size=28,
@@ -69,6 +73,7 @@ FASHION = register(DatasetSpec(
     description="Fashion-MNIST (60000 / 10000); paper recipe: random crop 28 pad 4 + horizontal flip",
 ))
 variant(FASHION, "plain", PLAIN, "no augmentation (normalise only)")
+variant(FASHION, "raw", PLAIN, RAW_WHAT, mean=(0.0,), std=(1.0,))
 
 for classes in (10, 100):
     cifar = register(DatasetSpec(
@@ -77,6 +82,7 @@ for classes in (10, 100):
         description=f"CIFAR-{classes} (50000 / 10000); paper recipe for SmallConv runs: horizontal flip",
     ))
     variant(cifar, "plain", PLAIN, "no augmentation (normalise only)")
+    variant(cifar, "raw", PLAIN, RAW_WHAT, mean=(0.0,) * 3, std=(1.0,) * 3)
     variant(cifar, "aug", CIFAR_AUG, "paper 'AUG' recipe of VGG8 runs: random crop 32 pad 4 + flip + random erasing p=0.2")
 
 # ---- image folders: decoded by a DataLoader ---------------------------------------------------

@@ -19,14 +19,19 @@ class Block(nn.Module):
     """One locally trainable unit.
 
     `pool_size` is the side of the adaptive average pool that local rules apply to a conv
-    output before flattening (so that channels × pool² ≤ 2048); None for linear outputs.
+    output before flattening (so that channels × pool² ≤ 2048); for a linear output, the length
+    of the adaptive 1-D average pool over its features (None: as they are). `drawn_width` is the
+    number of columns at which LLS's random basis and Local Losses' classifier are drawn before
+    being pooled to the block's width (the reference code's `hidden_dim`).
     """
 
-    def __init__(self, body: nn.Module, post: nn.Module | None = None, pool_size: int | None = None):
+    def __init__(self, body: nn.Module, post: nn.Module | None = None, pool_size: int | None = None,
+                 drawn_width: int = 2048):
         super().__init__()
         self.body = body
         self.post = post if post is not None else nn.Identity()
         self.pool_size = pool_size
+        self.drawn_width = drawn_width
 
     def forward(self, x):
         return self.body(x)

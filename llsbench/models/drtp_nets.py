@@ -5,12 +5,14 @@ the LLS paper's re-implementation (tanh with BN). Convolutions have stride 1 and
 padding, each followed by a 2×2 max-pool. Dropout, as in the authors' code, acts only on the
 inputs of fully connected layers (the head included), never between two convolutions.
 
-Official recipe (MNIST without augmentation, as the authors train it; their inputs are in [0, 1],
-`mnist-plain` normalises to [−1, 1]): ``RunConfig(method="drtp", model="drtp-conv-mnist",
-dataset="mnist-plain", optimizer="nesterov", lr=1e-4, batch_size=100, epochs=100)``.
-Reported test errors (quoted from the authors' 2020 talk slides, mean ± std): drtp-conv-mnist
-on MNIST 1.81 ± 0.14 %; drtp-conv-cifar on CIFAR-10 35.45 ± 0.76 %; drtp-fc on MNIST 4.04 %,
-on CIFAR-10 52.83 %.
+Official recipe (MNIST without augmentation, [0, 1] pixels, as the authors train it; drtp's
+default output loss is their BCE on a sigmoid): ``RunConfig(method="drtp", model="drtp-conv-mnist",
+dataset="mnist-raw", optimizer="nesterov", lr=1e-4, batch_size=100, epochs=100)``.
+Reported test errors (the authors' talk slides, talks/LightOnAIMeetUp.pdf of their repository,
+slides 15 and 18, mean ± std, 100 epochs): drtp-conv-mnist on MNIST DRTP 1.81 ± 0.14 %, DFA
+2.38 ± 0.39 %; drtp-fc on MNIST DRTP 4.04 ± 0.12 %, DFA 3.46 ± 0.25 %; drtp-conv-cifar on CIFAR-10
+DRTP 35.45 ± 0.76 %; drtp-fc on CIFAR-10 DRTP 52.83 ± 0.44 %. `llsbench run suite anchors` puts
+llsbench's numbers beside the MNIST ones.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ U(±√(6/fan_in)) in both layers, ReLU, and dropout with keep rate 0.9 on the h
 
 Official recipe: ``RunConfig(method="pepita", model="pepita-fc", optimizer="sgd", lr=0.01,
 momentum=0.9, batch_size=64, epochs=100, lr_milestones=[60, 90], lr_gamma=0.1, bn_batches=0)``
-(the `pepita-net` block of suites/table2.yaml). The official inputs are [0, 1] pixels; llsbench's
-datasets are normalised.
+(the `pepita-net` block of suites/table2.yaml) on [0, 1] pixels as the official code loads them
+(`transforms.ToTensor()` alone): the `-raw` dataset variants (`mnist-raw`, `cifar10-raw`, ...).
 """
 from __future__ import annotations
 

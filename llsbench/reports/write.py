@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from llsbench.errors import LLSBenchError
+from llsbench.reports import anchors
 from llsbench.reports.collect import finished_cells, metric_curves, suite_invocations
 from llsbench.reports.run_figures import RowFigures, fetch_row_figures, markdown_section
 from llsbench.reports.table import cell_frame, formatted, summarise
@@ -55,8 +56,10 @@ def write_report(suite_name: str, output_dir: str | Path, *, suite: Suite | None
     tex = out / f"{suite_name}.tex"
     tex.write_text(_latex(text, suite_name, table))
     md = out / f"{suite_name}.md"
-    md.write_text(_markdown(suite_name, suite, runs, text, table, figures, command, experiment, tracking_uri)
-                  + _row_figures_markdown(rows, out))
+    quoted = anchors.comparison(suite.published, table, anchors.budgets_per_row(runs)) \
+        if suite is not None and suite.published else None
+    md.write_text(_markdown(suite_name, suite, runs, text, table, figures, command, experiment, tracking_uri,
+                            quoted) + _row_figures_markdown(rows, out))
     report.files = [md, csv, tex, *figures, *(f for r in rows for f in r.files)]
     return report
 
@@ -78,7 +81,8 @@ def _figures(name: str, cells: pd.DataFrame, table: pd.DataFrame, out: Path, tra
 
 
 def _markdown(name: str, suite: Suite | None, runs: pd.DataFrame, text: pd.DataFrame, table: pd.DataFrame,
-              figures: list[Path], command: str, experiment: str, tracking_uri: str | None) -> str:
+              figures: list[Path], command: str, experiment: str, tracking_uri: str | None,
+              quoted: pd.DataFrame | None = None) -> str:
     invocations = suite_invocations(runs, tracking_uri=tracking_uri)
     lines = [f"# Suite `{name}`", ""]
     if suite is not None:
@@ -93,6 +97,8 @@ def _markdown(name: str, suite: Suite | None, runs: pd.DataFrame, text: pd.DataF
               f"llsbench {_values(runs, 'tags.version.llsbench')}",
               f"- **Environment**: {_environment(runs)}", "",
               text.to_markdown(index=False, disable_numparse=True), "", EXPLANATION, ""]
+    if quoted is not None:
+        lines += anchors.markdown(quoted)
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     if suite is not None and suite.notes:

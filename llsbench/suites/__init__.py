@@ -6,10 +6,12 @@
 from llsbench.suites.cells import Cell, cell_key
 from llsbench.suites.expand import Overrides, expand
 from llsbench.suites.locate import SuiteNotFoundError, load_suite, shipped_suites, suite_path
-from llsbench.suites.runner import CellOutcome, RunContext, SuiteInterrupted, run_cell, run_suite
+from llsbench.suites.runner import (STATUSES, CellOutcome, RunContext, SuiteInterrupted, prepare_tracking, run_cell,
+                                    run_suite)
 from llsbench.suites.schema import Suite, SuiteError
 
 __all__ = [
-    "Cell", "CellOutcome", "Overrides", "RunContext", "Suite", "SuiteError", "SuiteInterrupted", "SuiteNotFoundError",
-    "cell_key", "expand", "load_suite", "run_cell", "run_suite", "shipped_suites", "suite_path",
+    "STATUSES", "Cell", "CellOutcome", "Overrides", "RunContext", "Suite", "SuiteError", "SuiteInterrupted",
+    "SuiteNotFoundError", "cell_key", "expand", "load_suite", "prepare_tracking", "run_cell", "run_suite",
+    "shipped_suites", "suite_path",
 ]

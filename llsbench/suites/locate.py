@@ -39,7 +39,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """Read and validate a suite; every mistake is a `SuiteError` naming the file and key."""
     path = suite_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         f"a suite is a YAML file in UTF-8") from None
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from None
     return parse_suite(data, path)

@@ -5,7 +5,8 @@ parent run.
 A cell already FINISHED in MLflow with the same key is skipped; a cell with a checkpoint
 continues from it and in the same MLflow run; a cell that fails (diverges, misses its data,
 raises) is recorded as a FAILED run and the suite goes on; Ctrl-C marks the current cell's run
-KILLED, keeps its checkpoint and stops the suite (`SuiteInterrupted`).
+KILLED, keeps its checkpoint and stops the suite (`SuiteInterrupted`). A cell is claimed before
+it trains (`claims`): one claimed by another live invocation is left to it (`elsewhere`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import mlflow
 from mlflow.entities import Param, RunTag
 
 from llsbench import tracking
@@ -22,6 +24,7 @@ from llsbench.artifacts import ModelArtifactCallback
 from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
 from llsbench.profiling.callback import ProfileCallback
+from llsbench.suites import claims, remote_checkpoint
 from llsbench.suites.cells import Cell
 from llsbench.suites.faults import crash_hooks
 from llsbench.suites.resume import DEFAULT_RUN_DIR, CellDir, CellLedger, continuable_run
@@ -29,7 +32,8 @@ from llsbench.suites.schema import Suite
 from llsbench.tracking import DEFAULT_EXPERIMENT, MlflowLogger, ensure_experiment, find_runs
 from llsbench.trainer import Callback, Trainer
 
-STATUSES = ("finished", "skipped", "failed", "interrupted")
+# elsewhere: claimed by another live invocation, which trains it
+STATUSES = ("finished", "skipped", "failed", "interrupted", "elsewhere")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class RunContext:
     profile: bool = True  # log the rule's MACs / memory profile to each cell's run before training
     save_model: bool = True  # keep each finished cell's trained weights as an MLflow artifact
     parent_run_id: str | None = None
+    owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
 
 @dataclass
@@ -66,45 +71,100 @@ class SuiteInterrupted(Exception):
 
     outcomes: list[CellOutcome] = field(default_factory=list)
     parent_run_id: str | None = None
+    owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
 
 def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) -> CellOutcome:
-    """Run one cell to the end unless it is already finished in the tracking store."""
+    """Run one cell to the end unless it is already finished in the tracking store or claimed
+    by another live invocation (`elsewhere`)."""
     client = tracking.client(ctx.tracking_uri)
     experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
     cell_dir = CellDir(ctx.run_dir, cell)
+    done = _already_finished(client, experiment_id, cell, cell_dir)
+    if done:
+        return done
+    owner = ctx.owner or ctx.parent_run_id or claims.process_owner()
+    try:
+        claim = claims.take(client, ctx.experiment, cell, owner)
+    except claims.HeldElsewhere as held:
+        return CellOutcome(cell, "elsewhere", held.cell_run_id, f"running in another invocation (owner {held.owner})")
+    with claim:
+        # it may have finished between the check above and the claim
+        return _already_finished(client, experiment_id, cell, cell_dir) or _train(
+            cell, ctx, client, experiment_id, cell_dir, claim, callbacks)
+
+
+def _already_finished(client, experiment_id: str, cell: Cell, cell_dir: CellDir) -> CellOutcome | None:
     finished = find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key}, status="FINISHED")
-    if finished:
-        cell_dir.clear()  # a crash after the run finished may have left it behind
-        return CellOutcome(cell, "skipped", finished[0].info.run_id,
-                           final_test_acc=finished[0].data.metrics.get("final_test_acc"))
+    if not finished:
+        return None
+    cell_dir.clear()  # a crash after the run finished may have left it behind
+    return CellOutcome(cell, "skipped", finished[0].info.run_id,
+                       final_test_acc=finished[0].data.metrics.get("final_test_acc"))
+
+
+def _train(cell: Cell, ctx: RunContext, client, experiment_id: str, cell_dir: CellDir, claim: claims.Claim,
+           callbacks: Sequence[Callback]) -> CellOutcome:
+    """Train the claimed cell, continuing its interrupted run from a checkpoint if there is one."""
     cell_dir.prepare()
+    remote = remote_checkpoint.keeps_checkpoints(mlflow.get_tracking_uri())
     logger = MlflowLogger(ctx.experiment, ctx.tracking_uri, run_name=cell.label, tags=cell.tags(),
-                          parent_run_id=ctx.parent_run_id, run_id=continuable_run(client, cell_dir.run_id()))
+                          parent_run_id=ctx.parent_run_id,
+                          run_id=_run_to_continue(client, experiment_id, cell, cell_dir, remote))
     ledger = CellLedger(logger, cell_dir)
+    upload = [remote_checkpoint.CheckpointUpload(logger)] if remote else []
     start = time.perf_counter()
     try:
         config = cell.run_config(device=ctx.device, data_dir=ctx.data_dir, download=ctx.download,
                                  num_workers=ctx.num_workers)
         profile = [ProfileCallback()] if ctx.profile else []
         keep = [ModelArtifactCallback()] if ctx.save_model else []  # before the logger marks the run FINISHED
-        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), *keep, logger, ledger, *profile, *callbacks],
+        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), claims.ClaimGuard(claim, logger), *upload, *keep,
+                                             logger, ledger, *profile, *callbacks],
                           progress=ctx.progress, checkpoint=cell_dir.checkpoint)
         result = trainer.fit()
     except KeyboardInterrupt:
         if logger.run_id is not None:
             client.set_terminated(logger.run_id, "KILLED")
         raise
+    except claims.ClaimLost as lost:  # the new owner continues the run: leave run and checkpoint to it
+        return CellOutcome(cell, "elsewhere", logger.run_id, str(lost), seconds=time.perf_counter() - start)
     except Exception as exc:  # a failed cell must not stop the suite
         reason = str(exc) if isinstance(exc, LLSBenchError) else f"{type(exc).__name__}: {exc}"
         run_id = _record_failure(client, experiment_id, logger, cell, ctx, reason, traceback.format_exc())
-        cell_dir.clear()
+        _forget_checkpoints(client, cell_dir, run_id, remote)
         return CellOutcome(cell, "failed", run_id, reason, resumed_from=ledger.resumed_from,
                            seconds=time.perf_counter() - start)
-    cell_dir.clear()
+    _forget_checkpoints(client, cell_dir, logger.run_id, remote)
     status = "finished" if result.status == "finished" else "failed"
     return CellOutcome(cell, status, logger.run_id, result.reason, result.summary.get("final_test_acc"),
                        ledger.resumed_from, time.perf_counter() - start)
+
+
+def _run_to_continue(client, experiment_id: str, cell: Cell, cell_dir: CellDir, remote: bool) -> str | None:
+    """The cell's interrupted run to continue: the one named in the run dir, else (on an MLflow
+    server) the newest interrupted run whose checkpoint artifact could be fetched. Interrupted
+    runs that cannot be continued (their checkpoint is on another machine) are marked KILLED:
+    under the claim nobody else is training them."""
+    local = continuable_run(client, cell_dir.run_id())
+    if local is not None:
+        if remote and not cell_dir.checkpoint.exists():
+            remote_checkpoint.fetch(client, local, cell_dir.checkpoint)
+        return local
+    interrupted = [r for r in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
+                   if r.info.status in ("RUNNING", "KILLED")]
+    continued = next((r.info.run_id for r in interrupted if remote and remote_checkpoint.fetch(
+        client, r.info.run_id, cell_dir.checkpoint)), None)
+    for orphan in interrupted:
+        if orphan.info.status == "RUNNING" and orphan.info.run_id != continued:
+            client.set_terminated(orphan.info.run_id, "KILLED")
+    return continued
+
+
+def _forget_checkpoints(client, cell_dir: CellDir, run_id: str | None, remote: bool) -> None:
+    cell_dir.clear()
+    if remote and run_id:
+        remote_checkpoint.discard(client, run_id)
 
 
 def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell, ctx: RunContext, reason: str,
@@ -124,13 +184,21 @@ def _record_failure(client, experiment_id: str, logger: MlflowLogger, cell: Cell
     return run_id
 
 
+def prepare_tracking(ctx: RunContext) -> str:
+    """Create the store (safely, if new) and the experiments cells log to; do this once before
+    any cell or worker starts. Returns the experiment's id."""
+    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)
+    ensure_experiment(claims.claims_experiment(ctx.experiment), ctx.tracking_uri)
+    return experiment_id
+
+
 def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: str,
               echo: Callable[[str], None] = print,
               callbacks: Callable[[Cell], Sequence[Callback]] = lambda cell: ()) -> tuple[str, list[CellOutcome]]:
     """Every cell in order under one new parent run; returns its id and the outcomes.
     Raises `SuiteInterrupted` on Ctrl-C, after marking the parent run KILLED."""
     client = tracking.client(ctx.tracking_uri)
-    experiment_id = ensure_experiment(ctx.experiment, ctx.tracking_uri)  # before any cell (or worker) starts
+    experiment_id = prepare_tracking(ctx)
     parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
                                   tags=_parent_tags(suite, cells, ctx, command)).info.run_id
     ctx = replace(ctx, parent_run_id=parent_id)

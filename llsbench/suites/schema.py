@@ -13,6 +13,7 @@ A suite is data (lm-evaluation-harness style): a YAML mapping with
                                registered name), set its `dataset` variant (e.g. cifar10 →
                                cifar10-aug), `settings`, `model_options` or `method_options`
     notes                      free text (name → text): where the paper's own choice is ambiguous
+    published                  numbers the authors reported for some cells (`llsbench.suites.published`)
 
 A block has `datasets` (names), `models` (a name, or {model, label, options}), `methods`
 (a name, {method, label, options}, or `all`: every registered method) and optionally
@@ -33,6 +34,7 @@ from llsbench.errors import ConfigError, LLSBenchError
 from llsbench.method_registry import METHODS
 from llsbench.models import MODELS, model_options
 from llsbench.options import resolve
+from llsbench.suites.published import Published, parse_published
 
 # Settings that say where/how a cell runs, not what it is: given on the command line, never in a file.
 CONTEXT_FIELDS = ("device", "data_dir", "download", "num_workers")
@@ -41,7 +43,8 @@ CELL_FIELDS = ("method", "method_options", "model", "model_options", "dataset", 
 SETTING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in CONTEXT_FIELDS + CELL_FIELDS)
 ALL_METHODS = "all"
 
-_TOP_KEYS = ("name", "description", "budget", "seeds", "settings", "matrix", "extra", "overrides", "notes")
+_TOP_KEYS = ("name", "description", "budget", "seeds", "settings", "matrix", "extra", "overrides", "notes",
+             "published")
 _BLOCK_KEYS = ("name", "datasets", "models", "methods", "seeds", "settings", "optional")
 _OVERRIDE_KEYS = ("when", "dataset", "settings", "model_options", "method_options", "note")
 _WHEN_KEYS = ("block", "dataset", "model", "method")
@@ -102,6 +105,7 @@ class Suite:
     blocks: tuple[Block, ...]  # the matrix first, then the extra blocks in file order
     overrides: tuple[Override, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    published: tuple[Published, ...] = ()
 
 
 # ---- parsing --------------------------------------------------------------------------------
@@ -205,7 +209,16 @@ def parse_suite(data: Any, path: Path) -> Suite:
                  budget=budget, seeds=r.seeds(top["seeds"], "seeds"),
                  settings=r.settings(top.get("settings", {}), "settings"), blocks=tuple(blocks),
                  overrides=tuple(_override(r, o, f"overrides[{i}]", blocks) for i, o in enumerate(overrides)),
-                 notes={str(k): v for k, v in notes.items()})
+                 notes={str(k): v for k, v in notes.items()},
+                 published=parse_published(r, top.get("published", []), _table_rows(blocks, overrides)))
+
+
+def _table_rows(blocks: list[Block], overrides: list) -> set[tuple[str, str, str]]:
+    """(dataset, model label, method label) of every row the report can have, datasets as the
+    matrix names them and as an override may rename them."""
+    renamed = {o["dataset"] for o in overrides if isinstance(o, dict) and "dataset" in o}
+    return {(d, m.label, x.label) for b in blocks for d in set(b.datasets) | renamed for m in b.models
+            for x in b.methods}
 
 
 def _block(r: _Reader, data: Any, key: str, default_name: str | None, extra: bool) -> Block:
