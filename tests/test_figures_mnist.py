@@ -13,9 +13,9 @@ from llsbench.trainer import Trainer
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def train(uri, data_dir, method, angle_every=0, **options):
+def train(uri, data_dir, method, batches=40, angle_every=0, **options):
     config = RunConfig(method=method, method_options=options, dataset="mnist", data_dir=str(data_dir), epochs=1,
-                       batch_size=128, limit_train_batches=40, limit_test_batches=10, bn_batches=5, device="cpu")
+                       batch_size=128, limit_train_batches=batches, limit_test_batches=10, bn_batches=5, device="cpu")
     logger = MlflowLogger("figures-mnist", uri)
     probe = [UpdateAngleProbe(angle_every)] if angle_every else []
     result = Trainer(config, callbacks=[ModelArtifactCallback(), logger, *probe], progress=False).fit()
@@ -27,7 +27,7 @@ def train(uri, data_dir, method, angle_every=0, **options):
 def test_every_figure_from_short_mnist_runs(mnist_dir, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     lls, lls_acc = train(uri, mnist_dir, "lls", angle_every=10, basis="square")
-    mxm, _ = train(uri, mnist_dir, "lls-mxm", basis="square")
+    mxm, _ = train(uri, mnist_dir, "lls-mxm", batches=10, basis="square")
     loaded = load_run(lls, uri, device="cpu")
     assert loaded.test_accuracy(loaded.load_data()) == lls_acc > 50.0  # 40 batches: ~70% measured
 
@@ -42,7 +42,7 @@ def test_every_figure_from_short_mnist_runs(mnist_dir, tmp_path):
     # A map is all zero when nothing in the block's output supports the true class (seen once in 20
     # after 40 batches): most maps must still vary over the image.
     assert (cam.data["maps"].reshape(20, -1).std(axis=1) > 0).mean() >= 0.9
-    probes = FIGURES["probes"](source, tmp_path / "probes.png", samples=1000)
+    probes = FIGURES["probes"](source, tmp_path / "probes.png", samples=500)
     assert ((probes.data["accuracy"] >= 0) & (probes.data["accuracy"] <= 100)).all()
     print("probe accuracies", probes.data["accuracy"])
     assert probes.data["accuracy"][-1] > 50.0  # chance is 10
