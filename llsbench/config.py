@@ -1,6 +1,7 @@
 """`RunConfig`: everything that defines one training run, validated, and flattened for MLflow."""
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -74,12 +75,35 @@ class RunConfig:
         return flat
 
     @classmethod
+    def from_params(cls, params: dict[str, str]) -> "RunConfig":
+        """The inverse of `to_params`, from a run's MLflow params: `method.*` / `model.*` become the
+        option maps, other keys with a dot (`data.*`, logged beside) are descriptions and ignored."""
+        data: dict[str, Any] = {"method_options": {}, "model_options": {}}
+        known = {f.name for f in fields(cls)}
+        for key, text in params.items():
+            prefix, dot, name = key.partition(".")
+            if dot and prefix in ("method", "model"):
+                data[f"{prefix}_options"][name] = _literal(text)
+            elif not dot and key in known:
+                data[key] = _literal(text)
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown run setting {unknown[0]!r}; valid settings: {', '.join(sorted(known))}")
         return cls(**data)
+
+
+def _literal(text: str) -> Any:
+    """A param as logged by `str(value)`: Python literals (numbers, booleans, None, lists) back to
+    values, anything else (`sin-ref`, `leaky_relu`) stays text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _positive(name: str, value: int) -> None:

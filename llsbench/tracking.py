@@ -51,7 +51,7 @@ def experiment_in(c: MlflowClient, name: str) -> str:
     found = c.get_experiment_by_name(name)
     if found is None:
         try:
-            return c.create_experiment(name, tags=experiment_tags())
+            return c.create_experiment(name, artifact_location=artifact_location(c, name), tags=experiment_tags())
         except MlflowException:
             found = c.get_experiment_by_name(name)
             if found is None:
@@ -59,6 +59,17 @@ def experiment_in(c: MlflowClient, name: str) -> str:
     for key, value in missing_experiment_tags(found.tags).items():
         c.set_experiment_tag(found.experiment_id, key, value)
     return found.experiment_id
+
+
+def artifact_location(c: MlflowClient, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts (kept models, figures): beside a SQLite store
+    (`<store dir>/mlruns/<experiment>`), not under whatever directory the run was started from;
+    None (MLflow's own choice, e.g. a server's artifact root) for any other store."""
+    uri = c.tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return None
+    folder = Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns"
+    return str(folder / "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in experiment))
 
 
 def find_runs(c: MlflowClient, experiment_id: str, tags: dict[str, str], status: str | None = None) -> list:

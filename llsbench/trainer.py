@@ -70,6 +70,27 @@ def _epoch_metrics(epoch: int, read: Totals, elapsed: float, data_time: float, s
     return metrics
 
 
+@torch.no_grad()
+def test_metrics(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Test loss, top-1 and (for more than 5 classes) top-5 accuracy of `model` as it is (mode
+    untouched). The sums stay on the device: one host read after the loop."""
+    sums, seen, classes = None, 0, 0
+    for x, y in batches:
+        logits = model(x)
+        classes = logits.shape[1]
+        top = logits.topk(min(5, classes), dim=1).indices
+        batch = torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), (top[:, 0] == y).sum().double(),
+                             (top == y[:, None]).any(dim=1).sum().double()])
+        sums = batch if sums is None else sums + batch
+        seen += y.shape[0]
+    loss, top1, top5 = sums.tolist() if sums is not None else (0.0, 0.0, 0.0)
+    seen = max(seen, 1)
+    metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen}
+    if classes > 5:
+        metrics["test_top5"] = 100.0 * top5 / seen
+    return metrics
+
+
 class Trainer:
     """Builds data, model and rule from a `RunConfig`, then `fit()`s.
 
@@ -180,18 +201,8 @@ class Trainer:
         self.recalibrate_batchnorm()
         self.model.eval()
         batches, _ = self._limited(self.data.test, self.config.limit_test_batches)
-        sums, seen = torch.zeros(3, dtype=torch.float64, device=self.device), 0
-        for x, y in batches:  # sums stay on the device: one read after the loop
-            logits = self.model(x)
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                 (top[:, 0] == y).sum().double(), (top == y[:, None]).any(dim=1).sum().double()])
-            seen += y.shape[0]
-        loss, top1, top5 = sums.tolist()
-        seen = max(seen, 1)
-        metrics = {"test_loss": loss / seen, "test_acc": 100.0 * top1 / seen, "eval_time": time.perf_counter() - start}
-        if self.data.spec.num_classes > 5:
-            metrics["test_top5"] = 100.0 * top5 / seen
+        metrics = test_metrics(self.model, batches)
+        metrics["eval_time"] = time.perf_counter() - start
         return metrics
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ import click
 
 from llsbench import __version__
 from llsbench.cli.common import UserErrorGroup
+from llsbench.cli.figure import figure_cmd
 from llsbench.cli.listing import list_cmd
 from llsbench.cli.profile import bench, profile
 from llsbench.cli.report import report_cmd
@@ -30,6 +31,7 @@ cli.add_command(report_cmd)
 cli.add_command(tune_cmd)
 cli.add_command(ui_cmd)
 cli.add_command(server_cmd)
+cli.add_command(figure_cmd)
 
 
 def main() -> None:

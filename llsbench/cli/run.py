@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from llsbench.accelerate import PRECISIONS
+from llsbench.artifacts import ModelArtifactCallback
 from llsbench.cli.common import parse_key_values
 from llsbench.config import RunConfig
 from llsbench.data import DATASETS
@@ -73,12 +74,13 @@ def data_options(f):
                    "each read is a host synchronisation on a GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--no-profile", is_flag=True, help="Do not log the rule's MACs/memory profile to MLflow before training.")
+@click.option("--no-save-model", is_flag=True, help="Do not keep the trained weights as an MLflow artifact.")
 @click.option("--angle-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Every N steps, log per block the angle between the rule's update and the BP gradient (0 = off).")
 @data_options
 @tracking_options
 def run_method(name, model, dataset, basis, temperature, options, dropout, activation, model_opts, no_progress,
-               angle_every, no_profile, experiment, tracking_uri, no_track, **settings) -> None:
+               angle_every, no_profile, no_save_model, experiment, tracking_uri, no_track, **settings) -> None:
     """Train MODEL on DATASET with the learning rule NAME (see `llsbench list methods`)."""
     METHODS.get(name), MODELS.get(model), DATASETS.get(dataset)  # fail fast, listing valid names
     method_options = parse_key_values(options, "--option")
@@ -88,7 +90,9 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
     model_options = {k: _number(v) for k, v in model_options.items()}
     config = RunConfig(method=name, method_options=method_options, model=model, model_options=model_options,
                        dataset=dataset, **settings)
-    callbacks = [] if no_track else [MlflowLogger(experiment, tracking_uri)]
+    logger = None if no_track else MlflowLogger(experiment, tracking_uri)
+    callbacks = [] if no_track or no_save_model else [ModelArtifactCallback()]  # before the logger closes the run
+    callbacks += [] if no_track else [logger]
     callbacks += [] if no_track or no_profile else [ProfileCallback()]
     probe = UpdateAngleProbe(angle_every) if angle_every else None
     callbacks += [probe] if probe else []
@@ -107,7 +111,7 @@ def run_method(name, model, dataset, basis, temperature, options, dropout, activ
                    + "  ".join(f"{k[6:]} {v:.1f}°" for k, v in probe.last.items()))
     s = result.summary
     click.echo(f"final test acc {s['final_test_acc']:.2f}% (best {s['best_test_acc']:.2f}%) in {s['total_time']:.1f}s"
-               + ("" if no_track else f"; MLflow run {callbacks[0].run_id}"))
+               + ("" if no_track else f"; MLflow run {logger.run_id}"))
 
 
 def _epochs(value: str | None) -> list[int]:

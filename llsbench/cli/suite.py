@@ -42,11 +42,12 @@ INTERRUPTED_EXIT = 130
               type=click.Path(file_okay=False), help="Where interrupted cells keep their checkpoints.")
 @click.option("--progress/--no-progress", default=False, help="Per-epoch progress bars inside each cell.")
 @click.option("--no-profile", is_flag=True, help="Do not log each rule's MACs/memory profile before training.")
+@click.option("--no-save-model", is_flag=True, help="Do not keep each cell's trained weights as an MLflow artifact.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and exit; runs nothing, records nothing.")
 @engine_options
 def suite_cmd(name, seeds, epochs, limit_train_batches, methods, datasets, models, include, device, data_dir, download,
-              num_workers, tracking_uri, experiment, run_dir, progress, no_profile, dry_run, workers, ray_address,
-              gpus_per_cell, cpus_per_cell) -> None:
+              num_workers, tracking_uri, experiment, run_dir, progress, no_profile, no_save_model, dry_run, workers,
+              ray_address, gpus_per_cell, cpus_per_cell) -> None:
     """Run every cell of suite NAME (a shipped suite or a YAML file): datasets × models ×
     methods × seeds. Finished cells are skipped, interrupted ones resume from their checkpoint."""
     suite = load_suite(name)
@@ -62,7 +63,7 @@ def suite_cmd(name, seeds, epochs, limit_train_batches, methods, datasets, model
         return
     ctx = RunContext(tracking_uri=tracking_uri, experiment=experiment, run_dir=Path(run_dir), device=device,
                      data_dir=data_dir, download=download, num_workers=num_workers, progress=progress,
-                     profile=not no_profile)
+                     profile=not no_profile, save_model=not no_save_model)
     command = _command_line(click.get_current_context())
     engine = make_engine(workers, ray_address, gpus_per_cell, cpus_per_cell)
     click.echo(f"suite {suite.name}: {len(cells)} cells ({suite.path}); checkpoints under {run_dir}")

@@ -1,6 +1,7 @@
 """The paper-style table: per (dataset, model, method, budget) the mean ± std of the final test
 accuracy over seeds, the number of seeds, the gap to BP on the same dataset, model and budget,
-the rule's declared learning-signal complexity, and the measured costs where runs logged them."""
+the rule's declared learning-signal complexity, the measured costs where runs logged them, and
+the linear-probe accuracy of each block where `llsbench figure probes` measured it."""
 from __future__ import annotations
 
 import math
@@ -19,6 +20,8 @@ COST_METRICS = {
     "held_memory_bytes": "held memory", "cuda_peak_bytes": "CUDA peak memory", "extra_parameters": "extra params",
 }
 REFERENCE_RULE = "bp"
+PROBE_PREFIX = "probe_acc_block"
+PROBE_HEADING = "probe acc. by block (%)"
 
 
 def cell_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -30,18 +33,24 @@ def cell_frame(runs: pd.DataFrame) -> pd.DataFrame:
                    for i, (b, o) in enumerate(zip(runs["tags.budget"], runs["tags.budget_overrides"]))],
         "seed": runs["tags.seed"].astype(int), "test_acc": runs["metrics.final_test_acc"].astype(float),
     })
-    for metric in COST_METRICS:
+    for metric in [*COST_METRICS, *probe_metrics(runs.columns.str.removeprefix("metrics."))]:
         column = f"metrics.{metric}"
         if column in runs and runs[column].notna().any():
             frame[metric] = runs[column].astype(float)
     return frame
 
 
+def probe_metrics(columns) -> list[str]:
+    """The `probe_acc_block{i}` metrics (logged by `llsbench figure probes`) among `columns`, by block."""
+    found = [c for c in columns if c.startswith(PROBE_PREFIX) and c[len(PROBE_PREFIX):].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(PROBE_PREFIX):]))
+
+
 def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     """The numeric table, rows in the order cells first appear (`cells` from `cell_frame`)."""
     if cells.empty:
         raise LLSBenchError("no finished cells to summarise")
-    costs = [m for m in COST_METRICS if m in cells]
+    costs = [m for m in COST_METRICS if m in cells] + probe_metrics(cells.columns)
     grouped = cells.groupby(GROUP, sort=False)
     table = grouped.agg(rule=("rule", "first"), n_seeds=("test_acc", "count"), test_acc_mean=("test_acc", "mean"),
                         test_acc_std=("test_acc", "std"), **{m: (m, "mean") for m in costs}).reset_index()
@@ -73,7 +82,16 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     for metric, heading in COST_METRICS.items():
         if metric in table:
             out[heading] = [_cost(metric, v) for v in table[metric]]
+    probes = probe_metrics(table.columns)
+    if probes:
+        out[PROBE_HEADING] = [_probe_text(row) for row in table[probes].itertuples(index=False)]
     return out
+
+
+def _probe_text(accuracies) -> str:
+    """`91.2 / 95.0 / 97.3` from block 0 on (mean over the seeds probed); `–` for a row never probed."""
+    shown = [f"{a:.1f}" if not math.isnan(a) else "–" for a in accuracies]
+    return "–" if all(s == "–" for s in shown) else " / ".join(shown)
 
 
 def _method(rule: str):

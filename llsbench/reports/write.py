@@ -1,5 +1,6 @@
-"""`write_report`: a suite's finished runs → `NAME.md`, `NAME.csv`, `NAME.tex` and PNG figures,
-each stating the budget, the commands, the code version and the environment they came from."""
+"""`write_report`: a suite's finished runs → `NAME.md`, `NAME.csv`, `NAME.tex`, PNG figures and
+the figures drawn of one seed per row (`NAME_figures/`), each stating the budget, the commands,
+the code version and the environment they came from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ import pandas as pd
 from llsbench.errors import LLSBenchError
 from llsbench.reports import anchors
 from llsbench.reports.collect import finished_cells, metric_curves, suite_invocations
+from llsbench.reports.run_figures import RowFigures, fetch_row_figures, markdown_section
 from llsbench.reports.table import cell_frame, formatted, summarise
 from llsbench.suites.schema import Suite
 from llsbench.tracking import DEFAULT_EXPERIMENT
@@ -19,7 +21,8 @@ EXPLANATION = (
     "the mean to BP's on the same dataset, model and budget, in percentage points. Signal time/memory: the "
     "rule's declared complexity of producing its learning signal. Measured costs appear only where runs "
     "logged them: MACs per sample; memory per training step (held = saved tensors + parameters + gradients + "
-    "optimiser state; CUDA peak = allocator peak); extra params = trainable parameters the rule adds."
+    "optimiser state; CUDA peak = allocator peak); extra params = trainable parameters the rule adds. Probe acc.: "
+    "test accuracy of a linear probe on each block's pooled output, model frozen (`llsbench figure probes`)."
 )
 
 
@@ -48,6 +51,7 @@ def write_report(suite_name: str, output_dir: str | Path, *, suite: Suite | None
     csv = out / f"{suite_name}.csv"
     table.to_csv(csv, index=False)
     figures = _figures(suite_name, cells, table, out, tracking_uri) if with_plots else []
+    rows = fetch_row_figures(cells, out / f"{suite_name}_figures", tracking_uri=tracking_uri) if with_plots else []
     text = formatted(table)
     tex = out / f"{suite_name}.tex"
     tex.write_text(_latex(text, suite_name, table))
@@ -55,9 +59,14 @@ def write_report(suite_name: str, output_dir: str | Path, *, suite: Suite | None
     quoted = anchors.comparison(suite.published, table, anchors.budgets_per_row(runs)) \
         if suite is not None and suite.published else None
     md.write_text(_markdown(suite_name, suite, runs, text, table, figures, command, experiment, tracking_uri,
-                            quoted))
-    report.files = [md, csv, tex, *figures]
+                            quoted) + _row_figures_markdown(rows, out))
+    report.files = [md, csv, tex, *figures, *(f for r in rows for f in r.files)]
     return report
+
+
+def _row_figures_markdown(rows: list[RowFigures], out: Path) -> str:
+    lines = markdown_section(rows, out)
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _figures(name: str, cells: pd.DataFrame, table: pd.DataFrame, out: Path, tracking_uri: str | None) -> list[Path]:

@@ -20,6 +20,7 @@ import mlflow
 from mlflow.entities import Param, RunTag
 
 from llsbench import tracking
+from llsbench.artifacts import ModelArtifactCallback
 from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
 from llsbench.executor import Engine, SequentialEngine, SuiteProgress
@@ -49,6 +50,7 @@ class RunContext:
     num_workers: int = 0
     progress: bool = False
     profile: bool = True  # log the rule's MACs / memory profile to each cell's run before training
+    save_model: bool = True  # keep each finished cell's trained weights as an MLflow artifact
     parent_run_id: str | None = None
     owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
@@ -118,7 +120,8 @@ def _train(cell: Cell, ctx: RunContext, client, experiment_id: str, cell_dir: Ce
         config = cell.run_config(device=ctx.device, data_dir=ctx.data_dir, download=ctx.download,
                                  num_workers=ctx.num_workers)
         profile = [ProfileCallback()] if ctx.profile else []
-        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), claims.ClaimGuard(claim, logger), *upload,
+        keep = [ModelArtifactCallback()] if ctx.save_model else []  # before the logger marks the run FINISHED
+        trainer = Trainer(config, callbacks=[*crash_hooks(cell.key), claims.ClaimGuard(claim, logger), *upload, *keep,
                                              logger, ledger, *profile, *callbacks],
                           progress=ctx.progress, checkpoint=cell_dir.checkpoint)
         result = trainer.fit()
