@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from llsbench.reports.anchors import comparison, verdict
-from llsbench.suites import load_suite
+from llsbench.suites import expand, load_suite
 from llsbench.suites.published import Published
 from llsbench.suites.schema import SuiteError
 
@@ -82,3 +82,12 @@ def test_shipped_anchors_quote_a_source_for_every_number():
     for p in suite.published:
         assert p.source and p.setup and (p.epochs == 100 or p.kind == "authors-code")
     assert {p.method for p in suite.published if p.kind == "published"} == {"drtp", "dfa-bce"}
+
+
+def test_anchor_dfa_cells_are_the_drtp_authors_dfa_whatever_dfas_default():
+    """The DRTP authors' DFA (Kaiming-uniform B, BCE on a sigmoid, no 1/N) is set explicitly, so
+    these cells compute what they computed when `dfa`'s default was that B."""
+    cells = [c for c in expand(load_suite("anchors")) if c.method == "dfa"]
+    assert cells and {c.method_label for c in cells} == {"dfa-bce"}
+    assert all(c.config["method_options"] == {"init": "kaiming", "signal_reduction": "sum", "output_loss": "bce"}
+               for c in cells)
