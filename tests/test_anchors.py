@@ -91,3 +91,10 @@ def test_anchor_dfa_cells_are_the_drtp_authors_dfa_whatever_dfas_default():
     assert cells and {c.method_label for c in cells} == {"dfa-bce"}
     assert all(c.config["method_options"] == {"init": "kaiming", "signal_reduction": "sum", "output_loss": "bce"}
                for c in cells)
+
+
+def test_anchor_pepita_cells_use_the_authors_mnist_command():
+    """GiorgiaD/PEPITA's README MNIST command: --eta 0.1 --batch_size 64 --update_type mom (0.9), eta x0.1 at 60, 90."""
+    cells = [c for c in expand(load_suite("anchors")) if c.method == "pepita"]
+    assert cells and {(c.config["optimizer"], c.config["lr"], c.config["momentum"], c.config["batch_size"],
+                       tuple(c.config["lr_milestones"])) for c in cells} == {("sgd", 0.1, 0.9, 64, (60, 90))}
