@@ -281,8 +281,9 @@ def test_learns_digits_far_above_chance(rule, model, options, floor):
 @pytest.mark.slow
 @pytest.mark.parametrize("rule", ["dfa", "drtp"])
 def test_passes_85_percent_on_real_mnist_in_about_a_minute(rule, mnist_dir):
-    """The DRTP authors' FC 1000-1000-10 (tanh, no BN) on MNIST without augmentation, as they
-    train it, 300 batches of 100 (half an epoch); AdamW-SF lr 3e-3 in place of their 100-epoch NAG."""
+    """Each rule at its default (dfa: the LLS reference's B) on the DRTP authors' FC 1000-1000-10
+    (tanh, no BN), MNIST without augmentation, 300 batches of 100 (half an epoch); AdamW-SF lr
+    3e-3 in place of their 100-epoch NAG."""
     result, seconds = fit(method=rule, model="drtp-fc", dataset="mnist-plain", data_dir=str(mnist_dir),
                           epochs=1, batch_size=100, limit_train_batches=300, lr=3e-3, bn_batches=0)
     assert result.summary["final_test_acc"] > 85.0, (result.history, seconds)
