@@ -22,3 +22,10 @@ def quick(session: nox.Session) -> None:
 def cuda(session: nox.Session) -> None:
     """The CUDA paths: every rule trains on the GPU, data stays on the device."""
     session.run("python", "-m", "pytest", "-q", "-m", "cuda", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def reference(session: nox.Session) -> None:
+    """Step time against the LLS authors' code (../shared/bench), in one process and as each is
+    run: `nox -s reference -- --model vgg8 --pairs 2 -- --threads 1 --rounds 5`."""
+    session.run("python", "-m", "llsbench.profiling.against_reference", *session.posargs)
