@@ -59,6 +59,9 @@ def test_the_sequential_path_never_imports_ray():
     (["--ray-address", "head-without-port"], "--ray-address 'head-without-port': use auto or HOST:PORT"),
     (["--ray-address", "ray://127.0.0.1:{free}"], "--ray-address ray://127.0.0.1:{free}: Ray Client (ray://) cannot"),
     (["--ray-address", "127.0.0.1:{free}"], "--ray-address 127.0.0.1:{free}: nothing answers at 127.0.0.1:{free}"),
+    (["--workers", "2", "--device", "cuda"], "--device cuda with --gpus-per-cell 0: a cell that asks Ray for no GPU"),
+    (["--workers", "2", "--device", "cuda:1", "--gpus-per-cell", "0"],
+     "--device cuda:1 with --gpus-per-cell 0: a cell that asks Ray for no GPU sees none; give --gpus-per-cell F"),
 ])
 def test_bad_engine_values_are_one_line_errors_that_record_nothing(args, message, tmp_path):
     port = str(free_port())

@@ -54,6 +54,13 @@ class RayOptions:
             raise LLSBenchError(f"--gpus-per-cell {gpus:g}: use 0 (CPU), a fraction up to 1 (0.25 puts four "
                                 "cells on a GPU) or a whole number of GPUs")
 
+    def check_device(self, device: str) -> None:
+        """A CUDA device needs a GPU share: Ray shows a task that asked for none no GPU at all."""
+        if device.startswith("cuda") and not self.gpus_per_cell:
+            raise LLSBenchError(f"--device {device} with --gpus-per-cell {self.gpus_per_cell:g}: a cell that asks Ray "
+                                "for no GPU sees none; give --gpus-per-cell F (a fraction up to 1, or a whole number "
+                                "of GPUs) with --device cuda, or use --device auto or cpu")
+
 
 class RayEngine(Engine):
     concurrent = True
