@@ -22,6 +22,7 @@ from processes import LLSBENCH, cell_runs, cli_env, free_port
 from llsbench.cli import cli
 from llsbench.executor import SuiteProgress
 from llsbench.suites import CellOutcome, Overrides, RunContext, expand, load_suite, run_suite
+from llsbench.suites.claims import claims_experiment
 from llsbench.suites.faults import CRASH_ENV
 
 SMOKE = load_suite("smoke")
@@ -289,3 +290,7 @@ class TestCluster:
         interrupted = sum(r.info.status == "KILLED" for r in cells.values())
         assert parent.data.tags["cells_interrupted"] == str(interrupted)
         assert parent.data.tags["cells_finished"] == str(len(cells) - interrupted)
+        client = MlflowClient(uri)
+        claims = client.get_experiment_by_name(claims_experiment("llsbench")).experiment_id
+        # the driver released its cancelled cells' claims: no machine has to wait out their timeout
+        assert client.search_runs([claims], "") == []

@@ -23,7 +23,7 @@ import mlflow
 from llsbench.errors import LLSBenchError
 from llsbench.executor.cell_task import STARTED, cell_task, log_path
 from llsbench.executor.engine import Engine
-from llsbench.executor.left_runs import close_left_runs
+from llsbench.executor.left_runs import close_left_runs, release_left_claim
 from llsbench.suites.runner import CellOutcome, RunContext
 
 WAIT_S = 1.0  # how often the status line is redrawn while nothing happens
@@ -140,17 +140,20 @@ class RayEngine(Engine):
             progress.completed(item)
 
     def _stop(self, in_flight: dict, ctx: RunContext, progress) -> None:
-        """Ctrl-C: cancel every task, then close the runs of the cells that were running."""
+        """Ctrl-C: cancel every task, then close the runs of the cells that were running and
+        release the claims the cancelled tasks held."""
         for gen in in_flight:
             self.ray.cancel(gen, force=True)
         for gen, cell in in_flight.items():
             outcome = self._last_outcome(gen)
             if outcome is not None:  # it ended before the cancel reached it
                 progress.completed(outcome)
-            elif cell.key in progress.running:
+                continue
+            if cell.key in progress.running:
                 run_id = close_left_runs(ctx, cell, "KILLED")
                 progress.completed(CellOutcome(cell, "interrupted", run_id, "Ctrl-C",
                                                log=str(log_path(ctx.run_dir, cell))))
+            release_left_claim(ctx, cell)  # after its run is closed; also a task whose start had not reached us
 
     def _last_outcome(self, gen) -> CellOutcome | None:
         try:

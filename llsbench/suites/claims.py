@@ -17,6 +17,13 @@ reaches `held`. While the cell trains a background thread refreshes the heartbea
 that is deleted under it (taken over as stale) is noticed there and the cell stops before
 it logs another epoch. The claim is deleted when the cell ends, however it ends.
 
+Fencing: a heartbeat thread starved for longer than the timeout (a swapping machine, a paused
+VM) cannot notice a takeover in time, so before a cell keeps an epoch (its checkpoint, then
+its metrics) it reads its claim from the store and stops (`elsewhere`) if the claim is gone.
+What is left is the moment between that read and the write, not a whole starved heartbeat.
+A driver that cancelled its own cells (Ctrl-C) releases their claims (`release`): another
+machine's invocation can take them over at once instead of after the timeout.
+
 `LLSBENCH_CLAIM_TIMEOUT_S` (default 120) is how long a heartbeat may be silent before the
 claim counts as abandoned; heartbeats come every `LLSBENCH_HEARTBEAT_S` (default 15, at most
 a quarter of the timeout). Machines sharing a store need clocks that agree well within it.
@@ -102,6 +109,18 @@ class Claim:
         except MlflowException:  # deleted: another owner took the cell over
             self.lost.set()
 
+    def still_held(self) -> bool:
+        """Whether the store still has this claim as mine, held (one read; sets `lost` if not)."""
+        try:
+            run = self.client.get_run(self.run_id)
+        except MlflowException:  # deleted for good
+            run = None
+        held = (run is not None and run.info.lifecycle_stage == "active"
+                and run.data.tags.get(OWNER) == self.owner and run.data.tags.get(STATE) == "held")
+        if not held:
+            self.lost.set()
+        return held
+
     def __enter__(self) -> "Claim":
         threading.Thread(target=self._beat_until_stopped, name=f"heartbeat {self.run_id}", daemon=True).start()
         return self
@@ -146,6 +165,18 @@ def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> C
     raise HeldElsewhere(rivals[0].data.tags.get(OWNER, "?"), rivals[0].data.tags.get(CELL_RUN))
 
 
+def release(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> int:
+    """Withdraw the cell's claims that `owner` holds, never another owner's: a driver's cleanup
+    after cancelling its own cell tasks. Returns how many it withdrew."""
+    found = client.get_experiment_by_name(claims_experiment(experiment))
+    if found is None:
+        return 0
+    mine = find_runs(client, found.experiment_id, {"suite": cell.suite, "cell_key": cell.key, OWNER: owner})
+    for claim in mine:
+        _withdraw(client, claim.info.run_id)
+    return len(mine)
+
+
 def _is_abandoned(claim) -> bool:
     """Its heartbeat is older than the timeout, or its process on this machine is gone."""
     tags = claim.data.tags
@@ -174,14 +205,21 @@ def _withdraw(client: "MlflowClient", run_id: str) -> None:
 
 
 class ClaimGuard(Callback):
-    """Runs before the `MlflowLogger`: stops the cell before it logs an epoch once the claim
-    was taken over, and gives the claim the cell's run id for its heartbeats."""
+    """Runs before the `MlflowLogger`: stops the cell before it checkpoints or logs an epoch once
+    the claim was taken over (fencing, see the module text), and gives the claim the cell's run
+    id for its heartbeats."""
 
     def __init__(self, claim: Claim, logger: "MlflowLogger"):
         self.claim, self.logger = claim, logger
 
+    def on_epoch_trained(self, trainer, metrics) -> None:
+        self._fence(trainer)
+
     def on_epoch_end(self, trainer, metrics) -> None:
-        if self.claim.lost.is_set():
-            raise ClaimLost(f"taken over by another invocation; epoch {trainer.epoch} not logged here")
+        self._fence(trainer)
         self.claim.cell_run_id = self.logger.run_id
+
+    def _fence(self, trainer) -> None:
+        if self.claim.lost.is_set() or not self.claim.still_held():
+            raise ClaimLost(f"taken over by another invocation; epoch {trainer.epoch} not kept here")
 

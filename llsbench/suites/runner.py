@@ -54,6 +54,10 @@ class RunContext:
     parent_run_id: str | None = None
     owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
 
+    @property
+    def claim_owner(self) -> str:
+        return self.owner or self.parent_run_id or claims.process_owner()
+
 
 @dataclass
 class CellOutcome:
@@ -85,9 +89,8 @@ def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) ->
     done = _already_finished(client, experiment_id, cell, cell_dir)
     if done:
         return done
-    owner = ctx.owner or ctx.parent_run_id or claims.process_owner()
     try:
-        claim = claims.take(client, ctx.experiment, cell, owner)
+        claim = claims.take(client, ctx.experiment, cell, ctx.claim_owner)
     except claims.HeldElsewhere as held:
         return CellOutcome(cell, "elsewhere", held.cell_run_id, f"running in another invocation (owner {held.owner})")
     with claim:
