@@ -287,9 +287,10 @@ class TestCluster:
         assert all(cells[key].info.status == "KILLED" for key in checkpointed)
         (parent,) = cell_runs(uri, role="suite")
         assert parent.info.status == "KILLED"
-        interrupted = sum(r.info.status == "KILLED" for r in cells.values())
-        assert parent.data.tags["cells_interrupted"] == str(interrupted)
-        assert parent.data.tags["cells_finished"] == str(len(cells) - interrupted)
+        killed = sum(r.info.status == "KILLED" for r in cells.values())
+        # a cell cancelled before it created its MLflow run is interrupted without a run
+        assert int(parent.data.tags["cells_interrupted"]) >= killed
+        assert parent.data.tags["cells_finished"] == str(len(cells) - killed)
         client = MlflowClient(uri)
         claims = client.get_experiment_by_name(claims_experiment("llsbench")).experiment_id
         # the driver released its cancelled cells' claims: no machine has to wait out their timeout

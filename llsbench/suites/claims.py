@@ -24,9 +24,7 @@ What is left is the moment between that read and the write, not a whole starved 
 A driver that cancelled its own cells (Ctrl-C) releases their claims (`release`): another
 machine's invocation can take them over at once instead of after the timeout.
 
-`LLSBENCH_CLAIM_TIMEOUT_S` (default 120) is how long a heartbeat may be silent before the
-claim counts as abandoned; heartbeats come every `LLSBENCH_HEARTBEAT_S` (default 15, at most
-a quarter of the timeout). Machines sharing a store need clocks that agree well within it.
+Heartbeats, their timeout (`LLSBENCH_CLAIM_TIMEOUT_S`, default 120 s) and interval: `heartbeat`.
 """
 from __future__ import annotations
 
@@ -42,6 +40,8 @@ from typing import TYPE_CHECKING
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
+from llsbench.suites.heartbeat import (HEARTBEAT_ENV, TIMEOUT_ENV, Beating, beat_ms, now_ms, process_gone,  # noqa: F401
+                                       silent_s, timeout_s)
 from llsbench.tracking import experiment_in, find_runs
 from llsbench.trainer import Callback
 
@@ -51,10 +51,6 @@ if TYPE_CHECKING:
     from llsbench.suites.cells import Cell
     from llsbench.tracking import MlflowLogger
 
-TIMEOUT_ENV = "LLSBENCH_CLAIM_TIMEOUT_S"
-HEARTBEAT_ENV = "LLSBENCH_HEARTBEAT_S"
-DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_HEARTBEAT_S = 15.0
 ATTEMPTS = 12  # contended rounds before giving the cell up to the other contender
 OWNER, STATE, HEARTBEAT, CELL_RUN = "claim.owner", "claim.state", "claim.heartbeat", "claim.cell_run_id"
 _PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -62,14 +58,6 @@ _PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 def claims_experiment(experiment: str) -> str:
     return f"{experiment}-claims"
-
-
-def timeout_s() -> float:
-    return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
-
-
-def heartbeat_s() -> float:
-    return min(float(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)), timeout_s() / 4)
 
 
 def process_owner() -> str:
@@ -89,10 +77,6 @@ class ClaimLost(Exception):
     """This claim was taken over (as stale) while the cell trained."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass
 class Claim:
     client: "MlflowClient"
@@ -100,10 +84,10 @@ class Claim:
     owner: str
     cell_run_id: str | None = None  # the cell's MLflow run, named on the claim by each heartbeat
     lost: threading.Event = field(default_factory=threading.Event)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    _beating: Beating | None = None
 
     def beat(self) -> None:
-        tags = [RunTag(HEARTBEAT, str(_now_ms()))] + ([RunTag(CELL_RUN, self.cell_run_id)] if self.cell_run_id else [])
+        tags = [RunTag(HEARTBEAT, str(now_ms()))] + ([RunTag(CELL_RUN, self.cell_run_id)] if self.cell_run_id else [])
         try:
             self.client.log_batch(self.run_id, tags=tags)
         except MlflowException:  # deleted: another owner took the cell over
@@ -122,17 +106,12 @@ class Claim:
         return held
 
     def __enter__(self) -> "Claim":
-        threading.Thread(target=self._beat_until_stopped, name=f"heartbeat {self.run_id}", daemon=True).start()
+        self._beating = Beating(self.beat, f"heartbeat {self.run_id}").start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._beating.stop()
         _withdraw(self.client, self.run_id)
-
-    def _beat_until_stopped(self) -> None:
-        interval = heartbeat_s()
-        while not self._stop.wait(interval):
-            self.beat()
 
 
 def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> Claim:
@@ -142,10 +121,10 @@ def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> C
     for attempt in range(ATTEMPTS):
         mine = client.create_run(experiment_id, run_name=cell.label, tags={
             "suite": cell.suite, "cell_key": cell.key, "role": "claim", OWNER: owner, STATE: "contending",
-            HEARTBEAT: str(_now_ms()), "claim.host": socket.gethostname(), "claim.pid": str(os.getpid())}).info.run_id
+            HEARTBEAT: str(now_ms()), "claim.host": socket.gethostname(), "claim.pid": str(os.getpid())}).info.run_id
         claims = [c for c in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
                   if c.info.run_id != mine]
-        abandoned = [c for c in claims if c.data.tags.get(OWNER) == owner or _is_abandoned(c)]
+        abandoned = [c for c in claims if c.data.tags.get(OWNER) == owner or is_abandoned(c)]
         for claim in abandoned:
             _withdraw(client, claim.info.run_id)
         gone = {c.info.run_id for c in abandoned}
@@ -177,24 +156,10 @@ def release(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -
     return len(mine)
 
 
-def _is_abandoned(claim) -> bool:
+def is_abandoned(claim) -> bool:
     """Its heartbeat is older than the timeout, or its process on this machine is gone."""
     tags = claim.data.tags
-    beat = tags.get(HEARTBEAT, "0")
-    if _now_ms() - int(beat if beat.isdigit() else 0) > timeout_s() * 1000:
-        return True
-    pid = tags.get("claim.pid", "")
-    return tags.get("claim.host") == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+    return silent_s(beat_ms(tags, HEARTBEAT)) > timeout_s() or process_gone(tags.get("claim.host"), tags.get("claim.pid"))
 
 
 def _withdraw(client: "MlflowClient", run_id: str) -> None:
