@@ -238,7 +238,7 @@ def test_overhead_command_reports_trainer_and_bench_images_per_s_and_their_ratio
     for row in (bp, lls):
         assert row["trainer_images_per_s"] > 0 and row["bench_images_per_s"] > 0
         assert row["ratio"] == row["trainer_images_per_s"] / row["bench_images_per_s"]
-        assert row["round_ratio_min"] <= row["round_ratio_max"] and 0 <= row["trainer_data_share"] < 1
+        assert row["round_ratio_min"] <= row["round_ratio_median"] <= row["round_ratio_max"] and 0 <= row["trainer_data_share"] < 1
     assert [bp["method"], lls["method"]] == ["bp", "lls"]
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0, table.output

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import torch
 
-from llsbench.cli.profile import checked_rules, one_place, rule_options, split_options, three_places
+from llsbench.cli.profile import checked_rules, one_place, rule_options, split_options, three_places, threads_option
+from llsbench.cli.run import data_options
 from llsbench.config import RunConfig
 from llsbench.profiling.harness import harness_overhead
 from llsbench.profiling.table import render
@@ -17,16 +18,15 @@ TARGET = 0.95
 @click.command("overhead")
 @rule_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@data_options
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
               help="Steps per epoch of the trainer, and bare steps per round.")
 @click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True, help="Timed rounds.")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed first rounds.")
-@click.option("--data-dir", envvar="LLSBENCH_DATA_DIR", type=click.Path(file_okay=False),
-              help="Dataset root (env LLSBENCH_DATA_DIR).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU intra-op threads (default: torch's).")
+@threads_option
 @click.option("--progress", is_flag=True, help="Keep the trainer's progress bar on, as `run method` does by default.")
-def overhead_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, batch_size, steps, rounds, warmup,
-                 data_dir, threads, progress) -> None:
+def overhead_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, batch_size, data_dir, download, steps,
+                 rounds, warmup, threads, progress) -> None:
     """Images/s of each rule through the training loop (`Trainer.train_epoch`, what `run method`
     logs as images_per_s, batch loading included) and through `bench`'s bare timed step (loading
     not timed), interleaved round by round on DATASET's training batches, and their ratio."""
@@ -35,7 +35,7 @@ def overhead_cmd(model, dataset, methods, options, optimizer, device, seed, fmt,
         torch.set_num_threads(threads)
     per_rule = split_options(options, names)
     trainers = {name: Trainer(RunConfig(method=name, method_options=per_rule[name], model=model, dataset=dataset,
-                                        data_dir=data_dir, batch_size=batch_size, optimizer=optimizer, device=device,
+                                        data_dir=data_dir, download=download, batch_size=batch_size, optimizer=optimizer, device=device,
                                         seed=seed, limit_train_batches=steps), progress=progress)
                 for name in names}
     times = harness_overhead(trainers, rounds=rounds, warmup=warmup)
@@ -49,4 +49,5 @@ def overhead_cmd(model, dataset, methods, options, optimizer, device, seed, fmt,
             f"cpu, {n} thread{'s' * (n > 1)}"
         click.echo(f"\n{model} on {dataset}, batch {batch_size}, {where}: {rounds} rounds after {warmup} warm-up, "
                    f"each one trainer epoch of {steps} steps and {steps} bare steps; ratio = trainer images/s "
-                   f"(median epoch) / bench images/s (batch / median bare step); target ≥ {TARGET}.")
+                   f"(median epoch) / bench images/s (batch / median bare step), target ≥ {TARGET}; round_ratio_* = "
+                   f"per round, the epoch's images/s over the same round's mean bare-step images/s.")

@@ -47,6 +47,11 @@ def rule_options(f):
     return f
 
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="CPU intra-op threads (default: torch's). On a loaded shared CPU, 1 avoids OpenMP barrier stalls.")
+
+
 def split_options(pairs: tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
     """`("lls.basis=square",)` → {"lls": {"basis": "square"}, ...}; the rule must be listed."""
     per_rule: dict[str, dict[str, str]] = {m: {} for m in methods}
@@ -133,8 +138,7 @@ def profile(model, dataset, methods, options, optimizer, device, seed, fmt, batc
                    "(must be on disk; batch loading is timed too).")
 @click.option("--data-dir", envvar="LLSBENCH_DATA_DIR", type=click.Path(file_okay=False),
               help="Dataset root for --inputs dataset (env LLSBENCH_DATA_DIR).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU intra-op threads (default: torch's). On a loaded shared CPU, 1 avoids OpenMP barrier stalls.")
+@threads_option
 @click.option("--compile", "compiled", is_flag=True, help="torch.compile the models' blocks and heads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="bf16: autocast each step.")

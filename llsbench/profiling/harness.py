@@ -39,14 +39,17 @@ class HarnessTimes:
         return self.trainer_images_per_s / self.bench_images_per_s
 
     def round_ratios(self) -> list[float]:
-        return [epoch / times.images_per_s for epoch, times in zip(self.epoch_images_per_s, self.bare, strict=True)]
+        """Per round, like for like: the epoch's images/s over the same round's bare steps' mean
+        images/s (an epoch's figure is a mean too; `ratio` holds `bench`'s median against it)."""
+        return [epoch / (self.batch_size * len(times.step_s) / sum(times.step_s))
+                for epoch, times in zip(self.epoch_images_per_s, self.bare, strict=True)]
 
     def row(self) -> dict:
         ratios = self.round_ratios()
         return {"method": self.name, "trainer_images_per_s": self.trainer_images_per_s,
                 "bench_images_per_s": self.bench_images_per_s, "ratio": self.ratio,
-                "round_ratio_min": min(ratios), "round_ratio_max": max(ratios),
-                "trainer_data_share": statistics.median(self.epoch_data_share)}
+                "round_ratio_median": statistics.median(ratios), "round_ratio_min": min(ratios),
+                "round_ratio_max": max(ratios), "trainer_data_share": statistics.median(self.epoch_data_share)}
 
 
 def harness_overhead(trainers: dict[str, Trainer], *, rounds: int, warmup: int) -> list[HarnessTimes]:
