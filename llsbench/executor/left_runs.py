@@ -1,7 +1,7 @@
 """What a killed cell task left behind, cleaned up by the driver as the cell itself would have
 had it lived: MLflow runs left RUNNING (closed KILLED on Ctrl-C, FAILED when Ray gave up on the
-task) and, after a Ctrl-C, the cell's claim (released, so that an invocation on another machine
-takes the cell over at once rather than after the claim timeout)."""
+task) and the cell's claim (released, so that an invocation on another machine takes the cell
+over at once rather than after the claim timeout)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -5,8 +5,8 @@ Each cell is one generator task around `run_cell` (`cell_task`): it yields `star
 worker takes it up, then the cell's outcome. A worker or node lost mid-cell makes Ray run the
 task again (`max_retries`): the cell continues from its checkpoint in the same MLflow run (a
 cell's claim is re-entrant for its own invocation). Ctrl-C cancels every task (force: the
-worker processes are killed), closes the running cells' MLflow runs as KILLED and keeps their
-checkpoints.
+worker processes are killed), closes the running cells' MLflow runs as KILLED, keeps their
+checkpoints and releases the claims the killed tasks held (this invocation's only).
 
 The local instance binds 127.0.0.1 only, starts no dashboard and reports no usage stats.
 """
@@ -131,6 +131,7 @@ class RayEngine(Engine):
             del in_flight[gen]
             reason = _failure_reason(exc)
             run_id = close_left_runs(ctx, cell, "FAILED", reason)
+            release_left_claim(ctx, cell)  # a worker lost for good leaves it behind
             progress.completed(CellOutcome(cell, "failed", run_id, reason, log=str(log_path(ctx.run_dir, cell))))
             return
         if item == STARTED:
