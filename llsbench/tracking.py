@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from llsbench.host_memory import host_memory_policy
 from llsbench.store import prepare_store
 from llsbench.tracking_ui import dataset_inputs, experiment_tags, missing_experiment_tags, source_tags
 from llsbench.trainer import Callback
@@ -113,7 +114,7 @@ def git_dirty() -> str:
 def environment_tags(device: torch.device) -> dict[str, str]:
     commit = git_commit()
     tags = {**source_tags(commit), "git_commit": commit, "git_dirty": git_dirty(), "python": sys.version.split()[0], "platform": platform.platform(),
-            "device": str(device), "device_name": device_name(device)}
+            "device": str(device), "device_name": device_name(device), "host_memory": host_memory_policy()}
     for pkg in _PACKAGES:
         try:
             tags[f"version.{pkg}"] = version(pkg)

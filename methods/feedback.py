@@ -13,28 +13,37 @@ gradient. Each block runs on a detached input, so nothing travels from block k+1
 The head (the output Linear) gets its true gradient: cross-entropy on the detached output of
 the last block. B_k are buffers, never trained: these rules add no parameters.
 
-Scaling (`signal_reduction`). The output loss is the batch-mean cross-entropy, whose gradient
-at the logits is (ŷ − y*)/N. The DRTP authors' code (`ChFrenkel/DirectRandomTargetProjection`,
-used by the LLS paper for its DFA/DRTP rows) injects g_k per sample *without* the 1/N, so with
-`sum` (the default, official) the hidden blocks' weight gradients are Σ_n δ_n x_nᵀ while the
-head's is (1/N) Σ_n e_n h_nᵀ: hidden blocks take N-times larger steps than a BP-scaled signal
-would give (scale-free optimisers such as Adam barely notice; SGD/NAG do). `mean` injects
-g_k / N, the scale BP would have if B_k were the real weights from h_k to the logits.
+Defaults: each rule computes what the code behind its published numbers computes.
+DFA and sDFA follow the LLS reference code (`mapolinario94/LLS-DNN`, `models/layers/
+feedback_alignment.py`: `TrainingHook`/`HookFunction`, trained by `main.py` with one
+`loss.backward()` of the cross-entropy), which produced the LLS paper's DFA numbers: B_k =
+1e-4 · U[0, 1), error softmax(z) − y* (sDFA: its sign), injected per sample, CE head. DRTP follows
+its authors' code (`ChFrenkel/DirectRandomTargetProjection`): Kaiming-uniform B_k, BCE on a
+sigmoid head. The other behaviours are the options below.
 
-Initialisation of B_k (`init`). `kaiming` (official): U(−√(6/n), +√(6/n)) with n the fan-in over
-all dims after the first (n = |h_k|), i.e. `torch.nn.init.kaiming_uniform_` on [C, *dims].
-`lls-ref` (the LLS paper's re-implementation): 1e-4 · U[0, 1), non-negative and tiny.
+Scaling (`signal_reduction`). The output loss is the batch-mean cross-entropy, whose gradient
+at the logits is (ŷ − y*)/N. Both codes inject g_k per sample *without* the 1/N, so with
+`sum` (the default) the hidden blocks' weight gradients are Σ_n δ_n x_nᵀ while the head's is
+(1/N) Σ_n e_n h_nᵀ: hidden blocks take N-times larger steps than a BP-scaled signal would give
+(scale-free optimisers such as Adam barely notice; SGD/NAG do). `mean` injects g_k / N, the
+scale BP would have if B_k were the real weights from h_k to the logits.
+
+Initialisation of B_k (`init`). `lls-ref` (default of dfa/sdfa, the LLS reference code):
+1e-4 · U[0, 1), non-negative and tiny (the error sums to zero over classes, so only B's spread
+around its mean reaches the blocks). `kaiming` (default of drtp, the DRTP authors' code, which
+they also use for DFA): U(−√(6/n), +√(6/n)) with n the fan-in over all dims after the first
+(n = |h_k|), i.e. `torch.nn.init.kaiming_uniform_` on [C, *dims].
+
+Output loss (`output_loss`). `bce`: the DRTP authors' default for every rule they run (their
+`--loss BCE --output-act sigmoid`): the head's loss is the binary cross-entropy of σ(z) against
+the one-hot target, averaged over N·C, and DFA's error is σ(z) − y*. `ce`: cross-entropy on
+the logits, DFA's error softmax(z) − y*: the LLS reference code's DFA. Defaults: `ce` for
+dfa/sdfa, `bce` for drtp. The DRTP authors' DFA is `init=kaiming, output_loss=bce`.
 
 Optimisers: one per block plus one for the head (`block_groups`). SGD, NAG, Adam(W) and the
 schedule-free optimisers keep per-parameter state and per-group hyper-parameters, so this is
 numerically the same update as one optimiser over the whole network (the authors' setup), and
 it lets DRTP update each block as soon as its own forward is done (update-unlocking).
-
-Output loss (`output_loss`). `bce`: the DRTP authors' default for every rule they run (their
-`--loss BCE --output-act sigmoid`): the head's loss is the binary cross-entropy of σ(z) against
-the one-hot target, averaged over N·C, and DFA's error is σ(z) − y*. `ce`: cross-entropy on
-the logits, DFA's error softmax(z) − y*: the LLS reference code's DFA (behind the LLS paper's
-DFA numbers). Defaults: `ce` for dfa/sdfa, `bce` for drtp.
 
 Official recipe (DRTP authors): NAG (SGD momentum 0.9, Nesterov), lr 1e-4, batch 100,
 100 epochs, tanh, no BatchNorm, no augmentation, [0, 1] MNIST pixels (`mnist-raw`), on the
@@ -65,6 +74,11 @@ def output_loss_option(default: str) -> Option:
                   OUTPUT_LOSSES)
 
 
+def init_option(default: str) -> Option:
+    return Option(default, "feedback matrices B: lls-ref (LLS reference code's DFA/sDFA, 1e-4·U[0,1)) or kaiming "
+                           "(DRTP authors' code, U(±√(6/n)))", INITS)
+
+
 def make_feedback(init: str, num_classes: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """B ∈ R^{C × shape}: `kaiming` U(±√(6/n)), n = prod(shape); `lls-ref` 1e-4 · U[0, 1)."""
     matrix = torch.empty(num_classes, *shape, dtype=dtype)
@@ -91,8 +105,7 @@ class DirectFeedback(Method, abc.ABC):
 
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(sum_l n_l) activations + O(C sum_l n_l) fixed B"}
     options = {
-        "init": Option("kaiming", "feedback matrices B: kaiming (official, U(±√(6/n))) or lls-ref "
-                                  "(LLS reference code, 1e-4·U[0,1))", INITS),
+        "init": init_option("lls-ref"),
         "signal_reduction": Option("sum", "sum (official): inject g = s·B per sample, no 1/N; mean: g/N, "
                                           "the scale of the mean-reduced output loss", REDUCTIONS),
         "output_loss": output_loss_option("ce"),
@@ -198,7 +211,7 @@ class DRTP(DirectFeedback):
 
     name = "drtp"
     summary = "direct random target projection: one-hot target y* projected to every block by a fixed random B_k"
-    options = {**DirectFeedback.options, "output_loss": output_loss_option("bce")}
+    options = {**DirectFeedback.options, "init": init_option("kaiming"), "output_loss": output_loss_option("bce")}
     complexity = {"time": "O(sum_l C n_l)", "memory": "O(max_l n_l) activations + O(C sum_l n_l) fixed B"}
     cost_note = " (dense product; y* is one-hot, so it only selects a row of B: |h| copies)"
 

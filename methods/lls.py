@@ -144,6 +144,16 @@ class BlockLocalMethod(Method):
     def parameter_groups(self):
         return self.block_groups()
 
+    @property
+    def head_loss_scale(self) -> float:
+        """The factor on the head's cross-entropy in its update (the reported loss is the plain CE)."""
+        return 1.0
+
+    def head_objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """What the head's optimiser minimises: its cross-entropy `loss`, scaled by `head_loss_scale`."""
+        scale = self.head_loss_scale
+        return loss if scale == 1.0 else scale * loss
+
     @abc.abstractmethod
     def local_loss(self, index: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Block `index`'s loss from its output `h` and the labels `y`."""
@@ -161,7 +171,7 @@ class BlockLocalMethod(Method):
         logits = self.model.head(h)
         loss = F.cross_entropy(logits, y)
         head_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.head_objective(loss).backward()
         # Block l+1's input was computed before any update, so stepping every optimiser after
         # the walk is the same update as stepping each right after its block's backward.
         for opt in self.optimizers:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from llsbench.reports.anchors import comparison, verdict
-from llsbench.suites import load_suite
+from llsbench.suites import expand, load_suite
 from llsbench.suites.published import Published
 from llsbench.suites.schema import SuiteError
 
@@ -82,3 +82,19 @@ def test_shipped_anchors_quote_a_source_for_every_number():
     for p in suite.published:
         assert p.source and p.setup and (p.epochs == 100 or p.kind == "authors-code")
     assert {p.method for p in suite.published if p.kind == "published"} == {"drtp", "dfa-bce"}
+
+
+def test_anchor_dfa_cells_are_the_drtp_authors_dfa_whatever_dfas_default():
+    """The DRTP authors' DFA (Kaiming-uniform B, BCE on a sigmoid, no 1/N) is set explicitly, so
+    these cells compute what they computed when `dfa`'s default was that B."""
+    cells = [c for c in expand(load_suite("anchors")) if c.method == "dfa"]
+    assert cells and {c.method_label for c in cells} == {"dfa-bce"}
+    assert all(c.config["method_options"] == {"init": "kaiming", "signal_reduction": "sum", "output_loss": "bce"}
+               for c in cells)
+
+
+def test_anchor_pepita_cells_use_the_authors_mnist_command():
+    """GiorgiaD/PEPITA's README MNIST command: --eta 0.1 --batch_size 64 --update_type mom (0.9), eta x0.1 at 60, 90."""
+    cells = [c for c in expand(load_suite("anchors")) if c.method == "pepita"]
+    assert cells and {(c.config["optimizer"], c.config["lr"], c.config["momentum"], c.config["batch_size"],
+                       tuple(c.config["lr_milestones"])) for c in cells} == {("sgd", 0.1, 0.9, 64, (60, 90))}

@@ -78,6 +78,7 @@ def test_a_run_is_recorded_in_mlflow_with_config_tags_and_metrics(tracking_uri):
     assert run.data.tags["git_dirty"] in ("true", "false")
     for tag in ("git_commit", "version.torch", "version.mlflow", "device", "device_name"):
         assert run.data.tags[tag]
+    assert run.data.tags["host_memory"] == "retain"  # the CLI's default policy (llsbench/host_memory.py)
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 2
     assert run.data.metrics["extra_parameters"] == 4 * 10
     assert run.data.metrics["final_test_acc"] > 50

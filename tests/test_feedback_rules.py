@@ -108,11 +108,13 @@ def test_drtp_signal_is_target_through_b_and_head_gradient_is_bp(reduction, outp
             torch.testing.assert_close(got, want)
 
 
-def test_output_loss_defaults_follow_the_code_behind_each_rules_numbers():
-    """DRTP: its authors' BCE on a sigmoid; DFA/sDFA: the LLS reference code's cross-entropy."""
+def test_defaults_follow_the_code_behind_each_rules_numbers():
+    """DRTP: its authors' Kaiming B and BCE on a sigmoid; DFA/sDFA: the LLS reference code's
+    1e-4·U[0, 1) B and cross-entropy (tests/test_dfa_reference.py checks the whole update)."""
     model = small_net()
-    assert create_method("drtp", model, num_classes=C, input_shape=SHAPE).config["output_loss"] == "bce"
-    assert create_method("dfa", model, num_classes=C, input_shape=SHAPE).config["output_loss"] == "ce"
+    defaults = {rule: create_method(rule, model, num_classes=C, input_shape=SHAPE).config for rule in FEEDBACK_RULES}
+    assert {r: (d["init"], d["output_loss"], d["signal_reduction"]) for r, d in defaults.items()} == {
+        "drtp": ("kaiming", "bce", "sum"), "dfa": ("lls-ref", "ce", "sum"), "sdfa": ("lls-ref", "ce", "sum")}
 
 
 def block_grads_with_other_head(rule: str, head_seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -178,7 +180,7 @@ def test_a_block_update_depends_only_on_its_own_feedback_matrix(rule):
 def test_feedback_matrices_are_fixed_buffers_with_the_specified_init():
     torch.manual_seed(0)
     model = create_model("smallconv", in_channels=3, num_classes=10, image_size=32)
-    method = create_method("dfa", model, num_classes=10, input_shape=(3, 32, 32))
+    method = create_method("dfa", model, num_classes=10, input_shape=(3, 32, 32), init="kaiming")
     assert method.extra_parameters() == 0
     assert not list(method.aux.parameters())
     for shape, fb in zip(method.block_shapes, method.aux):
@@ -188,9 +190,10 @@ def test_feedback_matrices_are_fixed_buffers_with_the_specified_init():
         assert b.abs().max() <= bound and b.abs().max() > 0.9 * bound
         assert abs(b.mean().item()) < 0.05 * bound
         assert b.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
-    ref = create_method("drtp", model, num_classes=10, input_shape=(3, 32, 32), init="lls-ref")
-    b = ref.aux[0].matrix
-    assert b.min() >= 0 and b.max() < 1e-4 and b.mean().item() == pytest.approx(0.5e-4, rel=0.05)
+    for rule, options in [("dfa", {}), ("drtp", {"init": "lls-ref"})]:
+        ref = create_method(rule, model, num_classes=10, input_shape=(3, 32, 32), **options)
+        b = ref.aux[0].matrix
+        assert b.min() >= 0 and b.max() < 1e-4 and b.mean().item() == pytest.approx(0.5e-4, rel=0.05)
 
 
 def test_feedback_matrices_stay_fixed_during_training():
@@ -264,18 +267,23 @@ def fit(**settings):
     return result, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("rule,model", [(r, "smallconv") for r in FEEDBACK_RULES] + [("drtp", "drtp-fc")])
-def test_learns_digits_far_above_chance(rule, model):
-    result, seconds = fit(method=rule, model=model)
+# The LLS reference's sDFA (non-negative B, a label-only sign signal whose sample-independent part
+# Σ_c B_c dominates) peaks after its first epoch here (85 %) and then slips (83–86 % after 3 epochs).
+@pytest.mark.parametrize("rule,model,options,floor", [("dfa", "smallconv", {}, 85.0), ("sdfa", "smallconv", {}, 70.0),
+                                                      ("sdfa", "smallconv", {"init": "kaiming"}, 85.0),
+                                                      ("drtp", "smallconv", {}, 85.0), ("drtp", "drtp-fc", {}, 85.0)])
+def test_learns_digits_far_above_chance(rule, model, options, floor):
+    result, seconds = fit(method=rule, model=model, method_options=options)
     assert result.status == "finished"
-    assert result.summary["final_test_acc"] >= 85.0, (result.history, seconds)
+    assert result.summary["final_test_acc"] >= floor, (result.history, seconds)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rule", ["dfa", "drtp"])
 def test_passes_85_percent_on_real_mnist_in_about_a_minute(rule, mnist_dir):
-    """The DRTP authors' FC 1000-1000-10 (tanh, no BN) on MNIST without augmentation, as they
-    train it, 300 batches of 100 (half an epoch); AdamW-SF lr 3e-3 in place of their 100-epoch NAG."""
+    """Each rule at its default (dfa: the LLS reference's B) on the DRTP authors' FC 1000-1000-10
+    (tanh, no BN), MNIST without augmentation, 300 batches of 100 (half an epoch); AdamW-SF lr
+    3e-3 in place of their 100-epoch NAG."""
     result, seconds = fit(method=rule, model="drtp-fc", dataset="mnist-plain", data_dir=str(mnist_dir),
                           epochs=1, batch_size=100, limit_train_batches=300, lr=3e-3, bn_batches=0)
     assert result.summary["final_test_acc"] > 85.0, (result.history, seconds)

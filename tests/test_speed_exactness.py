@@ -69,7 +69,7 @@ def per_block_step(rule, x, y):
         h = block.post(out.detach())
     opt = rule.optimizers[-1]
     opt.zero_grad(set_to_none=True)
-    F.cross_entropy(rule.model.head(h), y).backward()
+    rule.head_objective(F.cross_entropy(rule.model.head(h), y)).backward()  # predsim: (1 − β)·CE
     opt.step()
 
 

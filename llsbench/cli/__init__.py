@@ -14,13 +14,18 @@ from llsbench.cli.run import run
 from llsbench.cli.suite import suite_cmd
 from llsbench.cli.tune import tune_cmd
 from llsbench.cli.ui import server_cmd, ui_cmd
+from llsbench.host_memory import apply_host_memory_policy
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llsbench")
 def cli() -> None:
     """Train, measure and compare learning rules for deep networks (BP, LLS, DFA, DRTP,
-    PEPITA, Local Losses) on equal terms."""
+    PEPITA, Local Losses) on equal terms.
+
+    Freed host memory is kept for reuse by the next training step (no page faults);
+    LLSBENCH_HOST_MEMORY=system leaves glibc's policy as it is."""
+    apply_host_memory_policy()
 
 
 cli.add_command(run)

@@ -11,6 +11,7 @@ from llsbench.accelerate import PRECISIONS, Acceleration
 from llsbench.cli.common import UserError, comma_list, parse_key_values
 from llsbench.config import resolve_device
 from llsbench.data import DATASETS, DatasetSpec, load_data
+from llsbench.host_memory import host_memory_policy
 from llsbench.method import Method
 from llsbench.method_registry import METHODS, create_method
 from llsbench.models import MODELS, create_model
@@ -172,7 +173,7 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
         n = torch.get_num_threads()
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
         click.echo(f"\n{model}, {inputs} inputs shaped like {spec.name}, batch {batch_size}, {where}, "
-                   f"{acceleration.label}: seconds per "
+                   f"{acceleration.label}, host memory {host_memory_policy()}: seconds per "
                    f"step over {steps} interleaved rounds after {warmup} warm-up rounds; ratio_to_{names[0]} = "
                    f"ratio of medians, round_ratio_p25/p75 = quartiles of the same-round ratios.")
 

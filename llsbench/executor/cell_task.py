@@ -12,6 +12,7 @@ from typing import Iterator
 
 import torch
 
+from llsbench.host_memory import apply_host_memory_policy
 from llsbench.suites.cells import Cell
 from llsbench.suites.runner import CellOutcome, RunContext, run_cell
 
@@ -27,6 +28,7 @@ def cell_task(cell: Cell, ctx: RunContext, threads: int) -> Iterator[str | CellO
     two items again; Ray hands each to the driver once)."""
     yield STARTED
     torch.set_num_threads(threads)
+    apply_host_memory_policy()  # $LLSBENCH_HOST_MEMORY of the worker's node (a local instance: the driver's)
     log = log_path(ctx.run_dir, cell)
     with console_to(log):
         print(f"--- {cell.label} (cell {cell.key}) on {socket.gethostname()}, pid {os.getpid()}, "

@@ -20,6 +20,7 @@ from torch import nn
 
 from llsbench.models.blocks import Block, conv_body, linear_body, post
 from llsbench.models.net import BlockNet
+from llsbench.models.pooling import MaxPool2x2
 from llsbench.models.registry import MODELS
 
 
@@ -35,7 +36,7 @@ def _conv_blocks(in_channels: int, spec: list[tuple[int, int, int]], *, activati
     for i, (cout, kernel, lls_pool) in enumerate(spec):
         body = conv_body(cin, cout, act=activation, batch_norm=batch_norm, kernel_size=kernel, padding=kernel // 2)
         last = i == len(spec) - 1
-        after = post(nn.MaxPool2d(2), nn.Flatten(), dropout=dropout) if last else post(nn.MaxPool2d(2))
+        after = post(MaxPool2x2(), nn.Flatten(), dropout=dropout) if last else post(MaxPool2x2())
         blocks.append(Block(body, after, pool_size=lls_pool))
         cin = cout
     return blocks, cin

@@ -13,6 +13,7 @@ from torch import nn
 
 from llsbench.models.blocks import Block, conv_body, linear_body, post
 from llsbench.models.net import BlockNet
+from llsbench.models.pooling import MaxPool2x2
 from llsbench.models.registry import MODELS
 
 
@@ -22,9 +23,9 @@ def _small_conv(widths: tuple[int, int, int], hidden: int, in_channels: int, num
     c1, c2, c3 = widths
     opts = dict(act=activation, batch_norm=batch_norm)
     blocks = [
-        Block(conv_body(in_channels, c1, **opts), post(nn.MaxPool2d(2), dropout=dropout), pool_size=4,
+        Block(conv_body(in_channels, c1, **opts), post(MaxPool2x2(), dropout=dropout), pool_size=4,
               drawn_width=drawn[0]),
-        Block(conv_body(c1, c2, **opts), post(nn.MaxPool2d(2), dropout=dropout), pool_size=2, drawn_width=drawn[1]),
+        Block(conv_body(c1, c2, **opts), post(MaxPool2x2(), dropout=dropout), pool_size=2, drawn_width=drawn[1]),
         Block(conv_body(c2, c3, **opts), post(nn.AdaptiveAvgPool2d(2), nn.Flatten(), dropout=dropout),
               pool_size=2, drawn_width=drawn[2]),
         Block(linear_body(c3 * 4, hidden, **opts), post(dropout=dropout), pool_size=linear_pool,

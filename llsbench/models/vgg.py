@@ -5,6 +5,7 @@ from torch import nn
 
 from llsbench.models.blocks import Block, conv_body, linear_body, post
 from llsbench.models.net import BlockNet
+from llsbench.models.pooling import MaxPool2x2
 from llsbench.models.registry import MODELS
 
 # (out channels, max-pool after the block, LLS pool size)
@@ -19,7 +20,7 @@ def vgg8(in_channels: int, num_classes: int, image_size: int, *, dropout: float 
     blocks, cin = [], in_channels
     for i, (cout, pool, lls_pool) in enumerate(_VGG8):
         last = i == len(_VGG8) - 1
-        after = [nn.AdaptiveAvgPool2d(2), nn.Flatten()] if last else ([nn.MaxPool2d(2)] if pool else [])
+        after = [nn.AdaptiveAvgPool2d(2), nn.Flatten()] if last else ([MaxPool2x2()] if pool else [])
         blocks.append(Block(conv_body(cin, cout, act=activation, batch_norm=batch_norm),
                             post(*after, dropout=dropout), pool_size=lls_pool))
         cin = cout
