@@ -40,6 +40,9 @@ class Callback:
 
     def on_start(self, trainer: "Trainer") -> None: ...
     def on_step_end(self, trainer: "Trainer", step: int, x: torch.Tensor, y: torch.Tensor) -> None: ...
+    def on_epoch_trained(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
+        """The epoch is trained and evaluated, nothing keeps it yet (checkpoint, then `on_epoch_end`)."""
+
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
     def on_end(self, trainer: "Trainer", result: RunResult) -> None: ...
 
@@ -147,6 +150,8 @@ class Trainer:
                 metrics.update(self.evaluate())
                 self.history.append(metrics)
                 self.epoch += 1
+                for cb in self.callbacks:
+                    cb.on_epoch_trained(self, metrics)
                 self._save_checkpoint()
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, metrics)

@@ -173,3 +173,51 @@ def test_an_orphan_run_whose_checkpoint_is_out_of_reach_is_marked_killed_and_the
     outcome = run_cell(cell, ctx)
     assert outcome.status == "finished" and outcome.run_id != orphan and outcome.resumed_from is None
     assert client.get_run(orphan).info.status == "KILLED"
+
+
+class TakeOverWhileStarved(Callback):
+    """Another invocation takes the cell over after epoch 1 while this one's heartbeat thread
+    has not beaten once (as if starved): nothing but the store can tell this cell it lost."""
+
+    def __init__(self, client, cell, monkeypatch):
+        self.client, self.cell, self.monkeypatch, self.taker = client, cell, monkeypatch, None
+
+    def on_epoch_end(self, trainer, metrics):
+        if trainer.epoch == 1:
+            with self.monkeypatch.context() as patch:
+                patch.setenv(TIMEOUT_ENV, "0")  # the slow invocation's claim counts as silent
+                self.taker = claims.take(self.client, EXPERIMENT, self.cell, "taking-invocation")
+
+
+def test_fencing_a_cell_whose_starved_heartbeat_missed_a_takeover_keeps_no_further_epoch(store, cells, tmp_path,
+                                                                                        monkeypatch):
+    import torch
+
+    uri, client = store
+    cell = cells[12]
+    monkeypatch.setenv(HEARTBEAT_ENV, "3600")  # no heartbeat during the test: `lost` is never set by one
+    ctx = RunContext(tracking_uri=uri, run_dir=tmp_path, device="cpu", owner="starved-invocation", profile=False,
+                     save_model=False)
+    takeover = TakeOverWhileStarved(client, cell, monkeypatch)
+    outcome = run_cell(cell, ctx, [takeover])
+    assert outcome.status == "elsewhere" and "taken over" in outcome.reason
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [1]  # epoch 2 not logged
+    assert torch.load(tmp_path / cell.key / "checkpoint.pt", weights_only=False)["epoch"] == 1  # nor checkpointed
+    [held] = live_claims(client, cell)  # the new owner's claim is untouched by the one that lost
+    assert held.info.run_id == takeover.taker.run_id and held.data.tags[claims.OWNER] == "taking-invocation"
+    assert takeover.taker.still_held()
+    with takeover.taker:
+        pass
+
+
+def test_release_withdraws_only_the_claims_of_the_given_owner(store, cells):
+    uri, client = store
+    mine, theirs = cells[13], cells[14]
+    claims.take(client, EXPERIMENT, mine, "cancelled-invocation")
+    other = claims.take(client, EXPERIMENT, theirs, "live-invocation")
+    assert claims.release(client, EXPERIMENT, theirs, "cancelled-invocation") == 0  # not its claim: left alone
+    assert claims.release(client, EXPERIMENT, mine, "cancelled-invocation") == 1
+    assert live_claims(client, mine) == []
+    assert [c.info.run_id for c in live_claims(client, theirs)] == [other.run_id] and other.still_held()
+    taker = claims.take(client, EXPERIMENT, mine, "resuming-invocation")  # at once, no timeout to wait out
+    assert [c.info.run_id for c in live_claims(client, mine)] == [taker.run_id]

@@ -1,6 +1,7 @@
 """Profiling: MAC counters against textbook formulas, declared learning-signal costs against
 what FlopCounterMode counts, memory held for backward, and that profiling changes nothing."""
 import json
+import re
 
 import pytest
 import torch
@@ -233,6 +234,23 @@ def test_bench_command_reports_ratios_to_the_first_rule():
     lls, bp = json.loads(result.output)
     assert lls["ratio_to_lls"] == 1.0 and bp["ratio_to_lls"] == bp["median_step_s"] / lls["median_step_s"]
     assert lls["min_step_s"] <= lls["median_step_s"] <= lls["max_step_s"]
+
+
+def test_overhead_command_reports_trainer_and_bench_images_per_s_and_their_ratio(one_thread):
+    args = ["overhead", "--model", "smallconv", "--dataset", "digits", "--methods", "bp,lls", "--batch-size", "8",
+            "--steps", "2", "--rounds", "2", "--warmup", "0", "--device", "cpu"]
+    result = CliRunner().invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    bp, lls = json.loads(result.output)
+    for row in (bp, lls):
+        assert row["trainer_images_per_s"] > 0 and row["bench_images_per_s"] > 0
+        assert row["ratio"] == row["trainer_images_per_s"] / row["bench_images_per_s"]
+        assert row["round_ratio_min"] <= row["round_ratio_median"] <= row["round_ratio_max"] and 0 <= row["trainer_data_share"] < 1
+    assert [bp["method"], lls["method"]] == ["bp", "lls"]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert "| ratio " in table.output and "target ≥ 0.95" in table.output
+    assert re.search(r"\| lls +\| [\d.]+ +\| [\d.]+ +\| \d\.\d{3} ", table.output), table.output
 
 
 @pytest.mark.parametrize("option", ["basis=square", "dfa.basis=square", "lls.nope=1"])

@@ -25,7 +25,9 @@ def engine_options(command):
 
 
 def make_engine(workers: int | None, ray_address: str | None, gpus_per_cell: float | None,
-                cpus_per_cell: int | None) -> Engine:
+                cpus_per_cell: int | None, device: str = "auto") -> Engine:
+    """The engine the flags ask for; a mistake in them (or a device Ray's cells cannot see) is an
+    error before anything starts."""
     if workers is None and ray_address is None:
         given = [flag for flag, value in (("--gpus-per-cell", gpus_per_cell), ("--cpus-per-cell", cpus_per_cell))
                  if value is not None]
@@ -35,5 +37,7 @@ def make_engine(workers: int | None, ray_address: str | None, gpus_per_cell: flo
         return SequentialEngine()
     from llsbench.executor.ray_engine import RayEngine, RayOptions  # imports Ray: only when asked for
 
-    return RayEngine(RayOptions(workers=workers, address=ray_address, gpus_per_cell=gpus_per_cell or 0.0,
-                                cpus_per_cell=1 if cpus_per_cell is None else cpus_per_cell))
+    options = RayOptions(workers=workers, address=ray_address, gpus_per_cell=gpus_per_cell or 0.0,
+                         cpus_per_cell=1 if cpus_per_cell is None else cpus_per_cell)
+    options.check_device(device)
+    return RayEngine(options)

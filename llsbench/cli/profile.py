@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Iterator
-
 import click
 import torch
 
@@ -19,7 +17,7 @@ from llsbench.method_registry import METHODS, create_method
 from llsbench.models import MODELS, create_model
 from llsbench.optim import OPTIMIZERS, optimizer_factory
 from llsbench.profiling import StepTimes, profile_method, random_batch, round_robin
-from llsbench.profiling.timing import quantile
+from llsbench.profiling.timing import endless, quantile
 from llsbench.profiling.table import FORMATS, mib, ratio, render, si
 
 _PROFILE_READABLE = {"forward_macs": si, "step_macs": si, "signal_macs": si, "signal_macs_bp_ratio": ratio,
@@ -50,6 +48,11 @@ def rule_options(f):
     return f
 
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="CPU intra-op threads (default: torch's). On a loaded shared CPU, 1 avoids OpenMP barrier stalls.")
+
+
 def split_options(pairs: tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
     """`("lls.basis=square",)` → {"lls": {"basis": "square"}, ...}; the rule must be listed."""
     per_rule: dict[str, dict[str, str]] = {m: {} for m in methods}
@@ -77,7 +80,7 @@ def build_rules(model: str, spec: DatasetSpec, methods: list[str], options: dict
     return rules
 
 
-def _checked(model: str, dataset: str, methods: str) -> tuple[DatasetSpec, list[str]]:
+def checked_rules(model: str, dataset: str, methods: str) -> tuple[DatasetSpec, list[str]]:
     MODELS.get(model)
     spec = DATASETS.get(dataset)
     names = comma_list(methods) or []
@@ -104,7 +107,7 @@ def profile(model, dataset, methods, options, optimizer, device, seed, fmt, batc
     optimiser state, their sum held_memory, and on CUDA the allocator peak of a step.
     signal_macs_bp_ratio is BP's learning-signal MACs over the rule's.
     """
-    spec, names = _checked(model, dataset, methods)
+    spec, names = checked_rules(model, dataset, methods)
     dev = resolve_device(device)
     rules = build_rules(model, spec, names, split_options(options, names), optimizer, dev, seed)
     profiles = [profile_method(rule, batch_size, seed=seed) for rule in rules.values()]
@@ -136,8 +139,7 @@ def profile(model, dataset, methods, options, optimizer, device, seed, fmt, batc
                    "(must be on disk; batch loading is timed too).")
 @click.option("--data-dir", envvar="LLSBENCH_DATA_DIR", type=click.Path(file_okay=False),
               help="Dataset root for --inputs dataset (env LLSBENCH_DATA_DIR).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU intra-op threads (default: torch's). On a loaded shared CPU, 1 avoids OpenMP barrier stalls.")
+@threads_option
 @click.option("--compile", "compiled", is_flag=True, help="torch.compile the models' blocks and heads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="bf16: autocast each step.")
@@ -147,7 +149,7 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     """Time training steps of each rule on MODEL in one process, interleaved (every round gives
     each rule one step on the same batch, starting with a different rule each round), and print
     median step times and their ratio to the first rule: the figure to quote on a shared machine."""
-    spec, names = _checked(model, dataset, methods)
+    spec, names = checked_rules(model, dataset, methods)
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
@@ -156,7 +158,7 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     first = next(iter(rules.values()))
     if inputs == "dataset":
         splits = load_data(spec.name, data_dir=data_dir, batch_size=batch_size, device=dev, seed=seed)
-        batches = _endless(splits.train)
+        batches = endless(splits.train)
     else:
         batches = itertools.repeat(random_batch(first, batch_size, seed))
     for rule in rules.values():
@@ -165,8 +167,8 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     times = round_robin(rules, batches, steps=steps, warmup=warmup, load_timed=inputs == "dataset",
                         acceleration=acceleration)
     rows = [_bench_row(t, times[0]) for t in times]
-    readable = {k: _three_places for k in rows[0] if "ratio" in k or k.endswith("_step_s")}
-    click.echo(render(rows, fmt, {**readable, "images_per_s": _one_place, "data_share": _percent}))
+    readable = {k: three_places for k in rows[0] if "ratio" in k or k.endswith("_step_s")}
+    click.echo(render(rows, fmt, {**readable, "images_per_s": one_place, "data_share": _percent}))
     if fmt == "md":
         n = torch.get_num_threads()
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
@@ -185,22 +187,13 @@ def _bench_row(t: StepTimes, first: StepTimes) -> dict:
             "data_share": t.data_share}
 
 
-def _three_places(value: float) -> str:
+def three_places(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _one_place(value: float) -> str:
+def one_place(value: float) -> str:
     return f"{value:.1f}"
 
 
 def _percent(value: float) -> str:
     return f"{value:.1%}"
-
-
-def _endless(batches) -> Iterator:
-    """A dataset's training batches, epoch after epoch."""
-    epoch = 0
-    while True:
-        batches.set_epoch(epoch)
-        yield from batches
-        epoch += 1

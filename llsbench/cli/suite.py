@@ -65,7 +65,7 @@ def suite_cmd(name, seeds, epochs, limit_train_batches, methods, datasets, model
                      data_dir=data_dir, download=download, num_workers=num_workers, progress=progress,
                      profile=not no_profile, save_model=not no_save_model)
     command = _command_line(click.get_current_context())
-    engine = make_engine(workers, ray_address, gpus_per_cell, cpus_per_cell)
+    engine = make_engine(workers, ray_address, gpus_per_cell, cpus_per_cell, device)
     click.echo(f"suite {suite.name}: {len(cells)} cells ({suite.path}); checkpoints under {run_dir}")
     live = sys.stdout if engine.concurrent and sys.stdout.isatty() else None
     try:

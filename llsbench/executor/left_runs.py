@@ -1,5 +1,7 @@
-"""MLflow runs a killed cell task left RUNNING: the driver closes them (KILLED on Ctrl-C,
-FAILED when Ray gave up on the task), as the cell itself would have had it lived."""
+"""What a killed cell task left behind, cleaned up by the driver as the cell itself would have
+had it lived: MLflow runs left RUNNING (closed KILLED on Ctrl-C, FAILED when Ray gave up on the
+task) and the cell's claim (released, so that an invocation on another machine takes the cell
+over at once rather than after the claim timeout)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -7,6 +9,7 @@ from typing import TYPE_CHECKING
 from mlflow.entities import RunTag
 
 from llsbench import tracking
+from llsbench.suites import claims
 from llsbench.suites.resume import CellDir
 from llsbench.tracking import ensure_experiment, find_runs
 
@@ -30,3 +33,9 @@ def close_left_runs(ctx: "RunContext", cell: "Cell", status: str, reason: str | 
                                                     RunTag("failure_reason", reason[:5000])])
         client.set_terminated(run.info.run_id, status)
     return runs[0].info.run_id if runs else None
+
+
+def release_left_claim(ctx: "RunContext", cell: "Cell") -> int:
+    """Withdraw the cell's claims held by this invocation (a cancelled task cannot); claims of
+    other invocations stay. Returns how many were withdrawn."""
+    return claims.release(tracking.client(ctx.tracking_uri), ctx.experiment, cell, ctx.claim_owner)

@@ -5,8 +5,8 @@ Each cell is one generator task around `run_cell` (`cell_task`): it yields `star
 worker takes it up, then the cell's outcome. A worker or node lost mid-cell makes Ray run the
 task again (`max_retries`): the cell continues from its checkpoint in the same MLflow run (a
 cell's claim is re-entrant for its own invocation). Ctrl-C cancels every task (force: the
-worker processes are killed), closes the running cells' MLflow runs as KILLED and keeps their
-checkpoints.
+worker processes are killed), closes the running cells' MLflow runs as KILLED, keeps their
+checkpoints and releases the claims the killed tasks held (this invocation's only).
 
 The local instance binds 127.0.0.1 only, starts no dashboard and reports no usage stats.
 """
@@ -23,7 +23,7 @@ import mlflow
 from llsbench.errors import LLSBenchError
 from llsbench.executor.cell_task import STARTED, cell_task, log_path
 from llsbench.executor.engine import Engine
-from llsbench.executor.left_runs import close_left_runs
+from llsbench.executor.left_runs import close_left_runs, release_left_claim
 from llsbench.suites.runner import CellOutcome, RunContext
 
 WAIT_S = 1.0  # how often the status line is redrawn while nothing happens
@@ -53,6 +53,13 @@ class RayOptions:
         if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             raise LLSBenchError(f"--gpus-per-cell {gpus:g}: use 0 (CPU), a fraction up to 1 (0.25 puts four "
                                 "cells on a GPU) or a whole number of GPUs")
+
+    def check_device(self, device: str) -> None:
+        """A CUDA device needs a GPU share: Ray shows a task that asked for none no GPU at all."""
+        if device.startswith("cuda") and not self.gpus_per_cell:
+            raise LLSBenchError(f"--device {device} with --gpus-per-cell {self.gpus_per_cell:g}: a cell that asks Ray "
+                                "for no GPU sees none; give --gpus-per-cell F (a fraction up to 1, or a whole number "
+                                "of GPUs) with --device cuda, or use --device auto or cpu")
 
 
 class RayEngine(Engine):
@@ -124,6 +131,7 @@ class RayEngine(Engine):
             del in_flight[gen]
             reason = _failure_reason(exc)
             run_id = close_left_runs(ctx, cell, "FAILED", reason)
+            release_left_claim(ctx, cell)  # a worker lost for good leaves it behind
             progress.completed(CellOutcome(cell, "failed", run_id, reason, log=str(log_path(ctx.run_dir, cell))))
             return
         if item == STARTED:
@@ -133,17 +141,20 @@ class RayEngine(Engine):
             progress.completed(item)
 
     def _stop(self, in_flight: dict, ctx: RunContext, progress) -> None:
-        """Ctrl-C: cancel every task, then close the runs of the cells that were running."""
+        """Ctrl-C: cancel every task, then close the runs of the cells that were running and
+        release the claims the cancelled tasks held."""
         for gen in in_flight:
             self.ray.cancel(gen, force=True)
         for gen, cell in in_flight.items():
             outcome = self._last_outcome(gen)
             if outcome is not None:  # it ended before the cancel reached it
                 progress.completed(outcome)
-            elif cell.key in progress.running:
+                continue
+            if cell.key in progress.running:
                 run_id = close_left_runs(ctx, cell, "KILLED")
                 progress.completed(CellOutcome(cell, "interrupted", run_id, "Ctrl-C",
                                                log=str(log_path(ctx.run_dir, cell))))
+            release_left_claim(ctx, cell)  # after its run is closed; also a task whose start had not reached us
 
     def _last_outcome(self, gen) -> CellOutcome | None:
         try:

@@ -28,6 +28,15 @@ def timed_step(method: Method, x: torch.Tensor, y: torch.Tensor, acceleration: A
     return time.perf_counter() - start
 
 
+def endless(batches) -> Iterator:
+    """A dataset's training batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        batches.set_epoch(epoch)
+        yield from batches
+        epoch += 1
+
+
 def quantile(values: list[float], q: float) -> float:
     """The nearest-rank q-quantile (q in [0, 1])."""
     ordered = sorted(values)

@@ -17,9 +17,14 @@ reaches `held`. While the cell trains a background thread refreshes the heartbea
 that is deleted under it (taken over as stale) is noticed there and the cell stops before
 it logs another epoch. The claim is deleted when the cell ends, however it ends.
 
-`LLSBENCH_CLAIM_TIMEOUT_S` (default 120) is how long a heartbeat may be silent before the
-claim counts as abandoned; heartbeats come every `LLSBENCH_HEARTBEAT_S` (default 15, at most
-a quarter of the timeout). Machines sharing a store need clocks that agree well within it.
+Fencing: a heartbeat thread starved for longer than the timeout (a swapping machine, a paused
+VM) cannot notice a takeover in time, so before a cell keeps an epoch (its checkpoint, then
+its metrics) it reads its claim from the store and stops (`elsewhere`) if the claim is gone.
+What is left is the moment between that read and the write, not a whole starved heartbeat.
+A driver that cancelled its own cells (Ctrl-C) releases their claims (`release`): another
+machine's invocation can take them over at once instead of after the timeout.
+
+Heartbeats, their timeout (`LLSBENCH_CLAIM_TIMEOUT_S`, default 120 s) and interval: `heartbeat`.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ from typing import TYPE_CHECKING
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
+from llsbench.suites.heartbeat import HEARTBEAT_ENV, TIMEOUT_ENV  # noqa: F401  (the claim timeout's settings)
+from llsbench.suites.heartbeat import Beating, beat_ms, now_ms, process_gone, silent_s, timeout_s
 from llsbench.tracking import experiment_in, find_runs
 from llsbench.trainer import Callback
 
@@ -44,10 +51,6 @@ if TYPE_CHECKING:
     from llsbench.suites.cells import Cell
     from llsbench.tracking import MlflowLogger
 
-TIMEOUT_ENV = "LLSBENCH_CLAIM_TIMEOUT_S"
-HEARTBEAT_ENV = "LLSBENCH_HEARTBEAT_S"
-DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_HEARTBEAT_S = 15.0
 ATTEMPTS = 12  # contended rounds before giving the cell up to the other contender
 OWNER, STATE, HEARTBEAT, CELL_RUN = "claim.owner", "claim.state", "claim.heartbeat", "claim.cell_run_id"
 _PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -55,14 +58,6 @@ _PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 def claims_experiment(experiment: str) -> str:
     return f"{experiment}-claims"
-
-
-def timeout_s() -> float:
-    return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
-
-
-def heartbeat_s() -> float:
-    return min(float(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)), timeout_s() / 4)
 
 
 def process_owner() -> str:
@@ -82,10 +77,6 @@ class ClaimLost(Exception):
     """This claim was taken over (as stale) while the cell trained."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass
 class Claim:
     client: "MlflowClient"
@@ -93,27 +84,34 @@ class Claim:
     owner: str
     cell_run_id: str | None = None  # the cell's MLflow run, named on the claim by each heartbeat
     lost: threading.Event = field(default_factory=threading.Event)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    _beating: Beating | None = None
 
     def beat(self) -> None:
-        tags = [RunTag(HEARTBEAT, str(_now_ms()))] + ([RunTag(CELL_RUN, self.cell_run_id)] if self.cell_run_id else [])
+        tags = [RunTag(HEARTBEAT, str(now_ms()))] + ([RunTag(CELL_RUN, self.cell_run_id)] if self.cell_run_id else [])
         try:
             self.client.log_batch(self.run_id, tags=tags)
         except MlflowException:  # deleted: another owner took the cell over
             self.lost.set()
 
+    def still_held(self) -> bool:
+        """Whether the store still has this claim as mine, held (one read; sets `lost` if not)."""
+        try:
+            run = self.client.get_run(self.run_id)
+        except MlflowException:  # deleted for good
+            run = None
+        held = (run is not None and run.info.lifecycle_stage == "active"
+                and run.data.tags.get(OWNER) == self.owner and run.data.tags.get(STATE) == "held")
+        if not held:
+            self.lost.set()
+        return held
+
     def __enter__(self) -> "Claim":
-        threading.Thread(target=self._beat_until_stopped, name=f"heartbeat {self.run_id}", daemon=True).start()
+        self._beating = Beating(self.beat, f"heartbeat {self.run_id}").start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._beating.stop()
         _withdraw(self.client, self.run_id)
-
-    def _beat_until_stopped(self) -> None:
-        interval = heartbeat_s()
-        while not self._stop.wait(interval):
-            self.beat()
 
 
 def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> Claim:
@@ -123,10 +121,10 @@ def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> C
     for attempt in range(ATTEMPTS):
         mine = client.create_run(experiment_id, run_name=cell.label, tags={
             "suite": cell.suite, "cell_key": cell.key, "role": "claim", OWNER: owner, STATE: "contending",
-            HEARTBEAT: str(_now_ms()), "claim.host": socket.gethostname(), "claim.pid": str(os.getpid())}).info.run_id
+            HEARTBEAT: str(now_ms()), "claim.host": socket.gethostname(), "claim.pid": str(os.getpid())}).info.run_id
         claims = [c for c in find_runs(client, experiment_id, {"suite": cell.suite, "cell_key": cell.key})
                   if c.info.run_id != mine]
-        abandoned = [c for c in claims if c.data.tags.get(OWNER) == owner or _is_abandoned(c)]
+        abandoned = [c for c in claims if c.data.tags.get(OWNER) == owner or is_abandoned(c)]
         for claim in abandoned:
             _withdraw(client, claim.info.run_id)
         gone = {c.info.run_id for c in abandoned}
@@ -146,24 +144,22 @@ def take(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> C
     raise HeldElsewhere(rivals[0].data.tags.get(OWNER, "?"), rivals[0].data.tags.get(CELL_RUN))
 
 
-def _is_abandoned(claim) -> bool:
+def release(client: "MlflowClient", experiment: str, cell: "Cell", owner: str) -> int:
+    """Withdraw the cell's claims that `owner` holds, never another owner's: a driver's cleanup
+    after cancelling its own cell tasks. Returns how many it withdrew."""
+    found = client.get_experiment_by_name(claims_experiment(experiment))
+    if found is None:
+        return 0
+    mine = find_runs(client, found.experiment_id, {"suite": cell.suite, "cell_key": cell.key, OWNER: owner})
+    for claim in mine:
+        _withdraw(client, claim.info.run_id)
+    return len(mine)
+
+
+def is_abandoned(claim) -> bool:
     """Its heartbeat is older than the timeout, or its process on this machine is gone."""
     tags = claim.data.tags
-    beat = tags.get(HEARTBEAT, "0")
-    if _now_ms() - int(beat if beat.isdigit() else 0) > timeout_s() * 1000:
-        return True
-    pid = tags.get("claim.pid", "")
-    return tags.get("claim.host") == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+    return silent_s(beat_ms(tags, HEARTBEAT)) > timeout_s() or process_gone(tags.get("claim.host"), tags.get("claim.pid"))
 
 
 def _withdraw(client: "MlflowClient", run_id: str) -> None:
@@ -174,14 +170,21 @@ def _withdraw(client: "MlflowClient", run_id: str) -> None:
 
 
 class ClaimGuard(Callback):
-    """Runs before the `MlflowLogger`: stops the cell before it logs an epoch once the claim
-    was taken over, and gives the claim the cell's run id for its heartbeats."""
+    """Runs before the `MlflowLogger`: stops the cell before it checkpoints or logs an epoch once
+    the claim was taken over (fencing, see the module text), and gives the claim the cell's run
+    id for its heartbeats."""
 
     def __init__(self, claim: Claim, logger: "MlflowLogger"):
         self.claim, self.logger = claim, logger
 
+    def on_epoch_trained(self, trainer, metrics) -> None:
+        self._fence(trainer)
+
     def on_epoch_end(self, trainer, metrics) -> None:
-        if self.claim.lost.is_set():
-            raise ClaimLost(f"taken over by another invocation; epoch {trainer.epoch} not logged here")
+        self._fence(trainer)
         self.claim.cell_run_id = self.logger.run_id
+
+    def _fence(self, trainer) -> None:
+        if self.claim.lost.is_set() or not self.claim.still_held():
+            raise ClaimLost(f"taken over by another invocation; epoch {trainer.epoch} not kept here")
 

@@ -25,7 +25,7 @@ from llsbench.config import resolve_device
 from llsbench.errors import LLSBenchError
 from llsbench.executor import Engine, SequentialEngine, SuiteProgress
 from llsbench.profiling.callback import ProfileCallback
-from llsbench.suites import claims, remote_checkpoint
+from llsbench.suites import claims, invocations, remote_checkpoint
 from llsbench.suites.cells import Cell
 from llsbench.suites.faults import crash_hooks
 from llsbench.suites.resume import DEFAULT_RUN_DIR, CellDir, CellLedger, continuable_run
@@ -53,6 +53,10 @@ class RunContext:
     save_model: bool = True  # keep each finished cell's trained weights as an MLflow artifact
     parent_run_id: str | None = None
     owner: str | None = None  # the invocation's identity in cell claims (default: the parent run id)
+
+    @property
+    def claim_owner(self) -> str:
+        return self.owner or self.parent_run_id or claims.process_owner()
 
 
 @dataclass
@@ -85,9 +89,8 @@ def run_cell(cell: Cell, ctx: RunContext, callbacks: Sequence[Callback] = ()) ->
     done = _already_finished(client, experiment_id, cell, cell_dir)
     if done:
         return done
-    owner = ctx.owner or ctx.parent_run_id or claims.process_owner()
     try:
-        claim = claims.take(client, ctx.experiment, cell, owner)
+        claim = claims.take(client, ctx.experiment, cell, ctx.claim_owner)
     except claims.HeldElsewhere as held:
         return CellOutcome(cell, "elsewhere", held.cell_run_id, f"running in another invocation (owner {held.owner})")
     with claim:
@@ -207,14 +210,21 @@ def run_suite(suite: Suite, cells: Sequence[Cell], ctx: RunContext, *, command: 
     experiment_id = prepare_tracking(ctx)
     parent_id = client.create_run(experiment_id, run_name=f"suite {suite.name}",
                                   tags=_parent_tags(suite, cells, ctx, command, engine)).info.run_id
+    for dead in invocations.close_dead(client, ctx.experiment, suite.name, by=parent_id):
+        n = len(dead.cell_run_ids)
+        echo(f"closed the parent run {dead.parent_id} of a dead invocation (KILLED, with {n} cell "
+             f"run{'s' * (n != 1)} it left RUNNING): {dead.reason.split(';')[0]}")
     ctx = replace(ctx, parent_run_id=parent_id)
     progress = SuiteProgress(cells, echo, counts=engine.concurrent, live=live)
+    heartbeat = invocations.alive(client, parent_id)
     try:
         engine.run(cells, ctx, progress)
     except KeyboardInterrupt:
         progress.close()
         _close_parent(client, parent_id, progress.outcomes, "KILLED")
         raise SuiteInterrupted(progress.in_cell_order(), parent_id) from None
+    finally:
+        heartbeat.stop()
     progress.close()
     _close_parent(client, parent_id, progress.outcomes, "FINISHED")
     return parent_id, progress.in_cell_order()
@@ -228,7 +238,7 @@ def _parent_tags(suite: Suite, cells: Sequence[Cell], ctx: RunContext, command: 
     return {**tracking.environment_tags(resolve_device(ctx.device)), "suite": suite.name, "role": "suite",
             "suite_file": str(suite.path), "command": command, "budget": "; ".join(budgets) or "none",
             "seeds": ",".join(map(str, seeds)), "cells": str(len(cells)), "run_dir": str(ctx.run_dir),
-            "engine": engine.description,
+            "engine": engine.description, **invocations.liveness_tags(),
             "mlflow.note.content": note[:5000]}
 
 
