@@ -248,3 +248,11 @@ def test_workers_run_trials_as_ray_tasks_on_the_shared_storage(tmp_path):
     import ray
 
     assert not ray.is_initialized()  # the local cluster started for the run is shut down
+
+
+def test_a_sqlite_storage_in_a_missing_folder_is_created(tmp_path):
+    from llsbench.tuning.study import storage
+
+    url = f"sqlite:///{tmp_path / 'not' / 'yet' / 'studies.db'}"
+    optuna.create_study(storage=storage(url), study_name="s")
+    assert (tmp_path / "not" / "yet" / "studies.db").is_file()

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from llsbench.errors import ConfigError
+from llsbench.store import sqlite_path
 from llsbench.tuning.objective import Objective, TuningJob
 
 # Trials that count towards the budget; FAIL (an exception, e.g. missing data) is run again.
@@ -30,8 +31,12 @@ def absolute_sqlite(url: str) -> str:
 
 
 def storage(url: str) -> optuna.storages.RDBStorage:
-    """RDB storage; SQLite waits for a lock instead of failing when several workers write."""
+    """RDB storage; SQLite waits for a lock instead of failing when several workers write, and its
+    file's folder is created if missing (as the MLflow store's is)."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # sqlalchemy's errors: bad URL, unreachable server
