@@ -80,6 +80,13 @@ def _wait_healthy(running: Server, server: subprocess.Popen) -> None:
             time.sleep(0.5)
 
 
+def interruptible() -> None:
+    """`preexec_fn` for a subprocess a test will Ctrl-C: SIGINT back to its default, for pytest
+    may run where SIGINT is ignored (started in the background by a non-interactive shell), and
+    a child inherits that, so Python would install no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_env(extra: dict | None = None) -> dict:
     """The environment for an `llsbench` subprocess: one thread, no crash injection unless asked."""
     from llsbench.suites.faults import CRASH_ENV

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from mlflow import MlflowClient
-from processes import LLSBENCH, cell_runs, cli_env
+from processes import LLSBENCH, cell_runs, cli_env, interruptible
 
 from llsbench.suites import Overrides, RunContext, claims, expand, invocations, load_suite, prepare_tracking
 from llsbench.suites.heartbeat import HEARTBEAT_ENV, TIMEOUT_ENV, now_ms
@@ -61,7 +61,7 @@ def suite_cli(folder, uri, run_dir, methods, epochs, env_extra=None):
                              "--methods", methods, "--device", "cpu", "--no-profile", "--no-save-model",
                              "--tracking-uri", uri, "--run-dir", str(run_dir)],
                             cwd=folder, env=cli_env(env_extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=interruptible)
 
 
 def parents(uri) -> dict:
@@ -101,5 +101,9 @@ def test_the_parent_of_a_sigkilled_invocation_is_closed_by_the_next_one_a_live_i
         for process in (killed, live):
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGINT)
-                process.communicate(timeout=120)
+                try:
+                    process.communicate(timeout=120)
+                except subprocess.TimeoutExpired:  # let the first failure show, and leave no process behind
+                    process.kill()
+                    process.communicate()
     assert live.returncode == 130  # stopped by the test, as Ctrl-C would

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from mlflow import MlflowClient
-from processes import LLSBENCH, cell_runs, cli_env, free_port
+from processes import LLSBENCH, cell_runs, cli_env, free_port, interruptible
 
 from llsbench.cli import cli
 from llsbench.executor import SuiteProgress
@@ -247,7 +247,7 @@ def cluster():
 def suite_cli(args: list[str], cwd: Path, **popen) -> subprocess.Popen:
     return subprocess.Popen([LLSBENCH, "run", "suite", "smoke", "--device", "cpu", "--tracking-uri", uri_in(cwd),
                              "--run-dir", "runs", *args], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **popen)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=interruptible, **popen)
 
 
 @pytest.mark.slow
@@ -269,7 +269,8 @@ class TestCluster:
         assert "Traceback" not in out and cell_runs(uri_in(tmp_path)) == []
 
     def test_ctrl_c_cancels_the_tasks_marks_running_cells_killed_and_keeps_their_checkpoints(self, cluster, tmp_path):
-        cli = suite_cli(["--seeds", "1", "--epochs", "5", "--limit-train-batches", "30", "--methods", "bp,lls-square,dfa",
+        # long enough that no cell finishes before the Ctrl-C, which comes after the first checkpoint
+        cli = suite_cli(["--seeds", "1", "--epochs", "200", "--limit-train-batches", "30", "--methods", "bp,lls-square,dfa",
                          "--ray-address", cluster, "--workers", "2"], tmp_path)
         runs = tmp_path / "runs"
         deadline = time.monotonic() + 300
