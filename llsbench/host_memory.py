@@ -31,21 +31,15 @@ def _glibc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
 
-def requested_policy() -> str:
-    policy = os.environ.get(ENV, "retain")
-    if policy not in POLICIES:
-        raise click.UsageError(f"{ENV}={policy!r} is not a host-memory policy; valid: {', '.join(POLICIES)}")
-    return policy
-
-
 def apply_host_memory_policy(policy: str | None = None) -> str:
     """Apply `policy` (default: $LLSBENCH_HOST_MEMORY, else `retain`) to this process and return
     the policy in force. `system` after `retain` puts glibc's defaults back (without its dynamic
     mmap threshold); blocks already on the heap stay there."""
     global _applied
-    policy = requested_policy() if policy is None else policy
+    source = f"{ENV}=" if policy is None else "host-memory policy "
+    policy = os.environ.get(ENV, "retain") if policy is None else policy
     if policy not in POLICIES:
-        raise click.UsageError(f"host-memory policy {policy!r} is not one of {', '.join(POLICIES)}")
+        raise click.UsageError(f"{source}{policy!r} is not a host-memory policy; valid: {', '.join(POLICIES)}")
     libc = _glibc()
     if libc is None:
         return "system"

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llsbench.models.swap import swap_modules
+
 
 class _SignMaskedLeakyReLU(torch.autograd.Function):
     @staticmethod
@@ -61,14 +63,13 @@ _LEAN = {nn.LeakyReLU: LeanLeakyReLU, nn.ReLU: LeanReLU}
 def use_lean_activations(module: nn.Module) -> int:
     """Replace, in place, every plain `nn.LeakyReLU` / `nn.ReLU` inside `module` by its lean
     twin (same settings, same values and gradients). Returns how many were replaced."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            lean = _LEAN.get(type(child))
-            if lean is None:
-                continue
-            twin = lean.__new__(lean)
-            twin.__dict__.update(child.__dict__)
-            setattr(parent, name, twin)
-            replaced += 1
-    return replaced
+    return swap_modules(module, _lean_twin)
+
+
+def _lean_twin(child: nn.Module) -> nn.Module | None:
+    lean = _LEAN.get(type(child))
+    if lean is None:
+        return None
+    twin = lean.__new__(lean)
+    twin.__dict__.update(child.__dict__)
+    return twin

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from llsbench.models.swap import swap_modules
+
 
 class _MaxPool2x2(torch.autograd.Function):
     @staticmethod
@@ -73,10 +75,4 @@ def _fast_path_applies(x: torch.Tensor) -> bool:
 def use_aten_max_pool(module: nn.Module) -> int:
     """Replace, in place, every `MaxPool2x2` inside `module` by aten's `nn.MaxPool2d(2)` (what
     other PyTorch code runs: same values, more memory held for backward). Returns how many."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            if isinstance(child, MaxPool2x2):
-                setattr(parent, name, nn.MaxPool2d(2))
-                replaced += 1
-    return replaced
+    return swap_modules(module, lambda child: nn.MaxPool2d(2) if isinstance(child, MaxPool2x2) else None)
