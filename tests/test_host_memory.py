@@ -7,8 +7,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from llsbench.cli import cli
 from llsbench import host_memory
+from llsbench.cli import cli
 from llsbench.host_memory import ENV
 
 # A conv layer's forward and backward on SmallConvL's first map at batch 128 (48 MiB): above
