@@ -32,16 +32,22 @@ class _MaxPool2x2(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        # Multiplying by a bool mask vectorises here; torch.where does not (4x slower on CPU).
         keep_left, keep_top = ctx.saved_tensors
         n, c, h2, w2 = grad.shape
         rows = grad.new_empty(n, c, 2 * h2, w2)
-        torch.mul(grad, keep_top, out=rows[:, :, 0::2])
-        torch.mul(grad, ~keep_top, out=rows[:, :, 1::2])
+        torch.mul(grad, _as_factor(keep_top, grad), out=rows[:, :, 0::2])
+        torch.mul(grad, _as_factor(~keep_top, grad), out=rows[:, :, 1::2])
         grad_x = grad.new_empty(n, c, 2 * h2, 2 * w2)
-        torch.mul(rows, keep_left, out=grad_x[..., 0::2])
-        torch.mul(rows, ~keep_left, out=grad_x[..., 1::2])
+        torch.mul(rows, _as_factor(keep_left, grad), out=grad_x[..., 0::2])
+        torch.mul(rows, _as_factor(~keep_left, grad), out=grad_x[..., 1::2])
         return grad_x
+
+
+def _as_factor(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A bool mask as 0/1 in `like`'s dtype. On CPU, float × bool converts the mask inside the
+    multiply and does not vectorise (torch.where is slower still); converting its bytes first and
+    multiplying two float tensors is ~2× faster per product, with the same bits (×1 and ×0)."""
+    return mask.view(torch.uint8).to(like.dtype)
 
 
 def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
