@@ -6,6 +6,7 @@ import click
 from llsbench import __version__
 from llsbench.cli.common import UserErrorGroup
 from llsbench.cli.figure import figure_cmd
+from llsbench.cli.floor import floor_cmd
 from llsbench.cli.listing import list_cmd
 from llsbench.cli.overhead import overhead_cmd
 from llsbench.cli.profile import bench, profile
@@ -33,6 +34,7 @@ cli.add_command(list_cmd)
 cli.add_command(profile)
 cli.add_command(bench)
 cli.add_command(overhead_cmd)
+cli.add_command(floor_cmd)
 run.add_command(suite_cmd)
 cli.add_command(report_cmd)
 cli.add_command(tune_cmd)
