@@ -66,7 +66,7 @@ def test_the_floor_times_only_the_kernels():
 
     (times,) = floor_rounds({"slow": slow_step}, rounds=2, warmup=1)
     assert len(times.step_s) == len(times.matmul_s) == len(times.matmul_bn_s) == 2
-    assert times.kernel_calls == 7
+    assert times.matmul_calls == 7
     row = times.row()
     assert row["median_step_s"] >= 0.05 > row["matmul_bn_s"]
     assert row["rest_s"] >= 0.04

@@ -52,7 +52,7 @@ def floor_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, ba
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     times = {t.name: t for t in floor_rounds(steps, rounds=rounds, warmup=warmup, sync=sync)}
     rows = [_row(t, times.get(f"reference-{t.name}"), reference_script is not None) for t in times.values()]
-    readable = {k: three_places for k in rows[0] if k not in ("step", "kernel_calls")}
+    readable = {k: three_places for k in rows[0] if k not in ("step", "matmul_calls")}
     click.echo(render(rows, fmt, readable))
     if fmt == "md":
         n = torch.get_num_threads()

@@ -1,13 +1,13 @@
-"""The floor under a training step: its convolution and matrix-multiply kernels alone.
+"""The floor under a training step: its convolution, matrix-product and batch-norm kernels alone.
 
-`record_kernels` runs one step under a dispatch mode and notes every convolution,
-convolution-backward and matrix-product call the step makes — forward, backward, in whatever
-order the rule makes them — with the shapes, strides and flags of their arguments.
-`KernelReplay` makes those calls again on fresh random tensors of the same layout. With these
-kernels no step can be faster than its replay; nor, while it keeps its numbers, faster than the
-replay of those kernels and batch norm's (whose bits no other kernel reproduces). The rest of the
-step is everything else (activations, pooling, losses, the optimiser, Python). `floor_rounds` times steps and
-their replays interleaved round by round, so machine noise falls on all of them alike.
+`record_kernels` runs one step under a dispatch mode and notes every such call the step makes
+— forward and backward, in whatever order the rule makes them — with the shapes, strides and
+flags of its arguments. `KernelReplay` makes those calls again on fresh random tensors of the
+same layout. With these kernels no step can be faster than the replay of its convolutions and
+products; nor, while it keeps its numbers, faster than the replay of those and its batch norms
+(whose bits no other kernel reproduces). The rest of the step is everything else (activations,
+pooling, losses, the optimiser, Python). `floor_rounds` times steps and replays interleaved
+round by round, so machine noise falls on all of them alike.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class KernelReplay:
 @dataclass
 class FloorTimes:
     name: str
-    kernel_calls: int
+    matmul_calls: int
     step_s: list[float] = field(default_factory=list)
     matmul_s: list[float] = field(default_factory=list)
     matmul_bn_s: list[float] = field(default_factory=list)
@@ -120,7 +120,7 @@ class FloorTimes:
 
     def row(self) -> dict:
         step, matmul, matmul_bn = self.step_median_s, self.matmul_median_s, self.matmul_bn_median_s
-        return {"step": self.name, "kernel_calls": self.kernel_calls, "median_step_s": step,
+        return {"step": self.name, "matmul_calls": self.matmul_calls, "median_step_s": step,
                 "matmul_s": matmul, "matmul_share": matmul / step, "matmul_bn_s": matmul_bn,
                 "matmul_bn_share": matmul_bn / step, "rest_s": step - matmul_bn}
 
