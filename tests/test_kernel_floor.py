@@ -93,6 +93,7 @@ def test_the_command_sets_each_rule_against_its_kernels_and_the_reference(tmp_pa
     lines = {line.split("|")[1].strip(): line for line in result.output.splitlines() if line.startswith("| ")}
     assert set(lines) == {"step", "bp", "lls", "reference-bp", "reference-lls"}
     assert "reference_over_matmul_bn" in lines["step"]
+    assert f"torch {torch.__version__}" in result.output and "llsbench " in result.output
     cells = [c.strip() for c in lines["reference-bp"].split("|")[1:-1]]
     assert cells[-3:] == ["", "", ""] and all(cells[:-3])  # no ratio of the reference to itself
     assert all(c.strip() for c in lines["lls"].split("|")[1:-1])

@@ -15,6 +15,7 @@ from llsbench.host_memory import host_memory_policy
 from llsbench.profiling.kernel_floor import FloorTimes, floor_rounds
 from llsbench.profiling.profile import random_batch
 from llsbench.profiling.table import render
+from llsbench.tracking import git_commit, git_dirty
 
 REFERENCE_MODES = {"bp": "BP", "lls": "LLS"}
 
@@ -58,7 +59,9 @@ def floor_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, ba
         n = torch.get_num_threads()
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
         click.echo(f"\n{model}, random batch of {batch_size} shaped like {spec.name}, {where}, host memory "
-                   f"{host_memory_policy()}: medians over {rounds} interleaved rounds after {warmup} warm-up rounds.")
+                   f"{host_memory_policy()}: medians over {rounds} interleaved rounds after {warmup} warm-up rounds; "
+                   f"llsbench {git_commit()[:12]}{' with uncommitted changes' * (git_dirty() == 'true')}, "
+                   f"torch {torch.__version__}.")
 
 
 def _row(t: FloorTimes, reference: FloorTimes | None, with_reference: bool) -> dict:
