@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import torch
 
-from llsbench.cli.profile import build_rules, checked_rules, rule_options, split_options, three_places, threads_option
+from llsbench.cli.profile import (build_rules, checked_rules, rule_options, split_options, three_places, threads_option,
+                                   where_it_ran)
 from llsbench.config import resolve_device
 from llsbench.cli.common import UserError
 from llsbench.host_memory import host_memory_policy
@@ -56,9 +57,7 @@ def floor_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, ba
     readable = {k: three_places for k in rows[0] if k not in ("step", "matmul_calls")}
     click.echo(render(rows, fmt, readable))
     if fmt == "md":
-        n = torch.get_num_threads()
-        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
-        click.echo(f"\n{model}, random batch of {batch_size} shaped like {spec.name}, {where}, host memory "
+        click.echo(f"\n{model}, random batch of {batch_size} shaped like {spec.name}, {where_it_ran(dev)}, host memory "
                    f"{host_memory_policy()}: medians over {rounds} interleaved rounds after {warmup} warm-up rounds; "
                    f"llsbench {git_commit()[:12]}{' with uncommitted changes' * (git_dirty() == 'true')}, "
                    f"torch {torch.__version__}.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import torch
 
-from llsbench.cli.profile import checked_rules, one_place, rule_options, split_options, three_places, threads_option
+from llsbench.cli.profile import (checked_rules, one_place, rule_options, split_options, three_places, threads_option,
+                                   where_it_ran)
 from llsbench.cli.run import data_options
 from llsbench.config import RunConfig
 from llsbench.host_memory import host_memory_policy
@@ -45,10 +46,7 @@ def overhead_cmd(model, dataset, methods, options, optimizer, device, seed, fmt,
     click.echo(render(rows, fmt, readable))
     if fmt == "md":
         first = next(iter(trainers.values()))
-        n = torch.get_num_threads()
-        where = torch.cuda.get_device_name(first.device) if first.device.type == "cuda" else \
-            f"cpu, {n} thread{'s' * (n > 1)}"
-        click.echo(f"\n{model} on {dataset}, batch {batch_size}, {where}, host memory {host_memory_policy()}: "
+        click.echo(f"\n{model} on {dataset}, batch {batch_size}, {where_it_ran(first.device)}, host memory {host_memory_policy()}: "
                    f"{rounds} rounds after {warmup} warm-up, each one trainer epoch of {steps} steps and {steps} bare steps; ratio = trainer images/s "
                    f"(median epoch) / bench images/s (batch / median bare step), target ≥ {TARGET}; round_ratio_* = "
                    f"per round, the epoch's images/s over the same round's mean bare-step images/s.")

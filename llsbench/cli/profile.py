@@ -170,12 +170,18 @@ def bench(model, dataset, methods, options, optimizer, device, seed, fmt, batch_
     readable = {k: three_places for k in rows[0] if "ratio" in k or k.endswith("_step_s")}
     click.echo(render(rows, fmt, {**readable, "images_per_s": one_place, "data_share": _percent}))
     if fmt == "md":
-        n = torch.get_num_threads()
-        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n > 1)}"
-        click.echo(f"\n{model}, {inputs} inputs shaped like {spec.name}, batch {batch_size}, {where}, "
+        click.echo(f"\n{model}, {inputs} inputs shaped like {spec.name}, batch {batch_size}, {where_it_ran(dev)}, "
                    f"{acceleration.label}, host memory {host_memory_policy()}: seconds per "
                    f"step over {steps} interleaved rounds after {warmup} warm-up rounds; ratio_to_{names[0]} = "
                    f"ratio of medians, round_ratio_p25/p75 = quartiles of the same-round ratios.")
+
+
+def where_it_ran(device: torch.device) -> str:
+    """The GPU's name, or 'cpu, N threads' (the intra-op threads the timings ran with)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    n = torch.get_num_threads()
+    return f"cpu, {n} thread{'s' * (n > 1)}"
 
 
 def _bench_row(t: StepTimes, first: StepTimes) -> dict:
