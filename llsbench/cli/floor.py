@@ -1,5 +1,5 @@
-"""`llsbench floor`: each rule's step against its own convolution and matrix-product kernels
-replayed alone — how much of a step the rest takes, and how far these kernels let a step go."""
+"""`llsbench floor`: each rule's step against its own convolution, matrix-product and batch-norm
+kernels replayed alone — how much of a step the rest takes, and how far these kernels let a step go."""
 from __future__ import annotations
 
 import runpy
@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 import torch
 
+from llsbench.cli.common import UserError
 from llsbench.cli.profile import (build_rules, checked_rules, rule_options, split_options, three_places, threads_option,
                                    where_it_ran)
 from llsbench.config import resolve_device
-from llsbench.cli.common import UserError
 from llsbench.host_memory import host_memory_policy
 from llsbench.profiling.kernel_floor import FloorTimes, floor_rounds
 from llsbench.profiling.profile import random_batch
