@@ -51,8 +51,7 @@ def floor_cmd(model, dataset, methods, options, optimizer, device, seed, fmt, ba
     steps = {name: (lambda rule=rule: rule.step(x, y)) for name, rule in rules.items()}
     if reference_script is not None:
         steps.update(_reference_steps(reference_script, model, names, spec.num_classes, x, y))
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    times = {t.name: t for t in floor_rounds(steps, rounds=rounds, warmup=warmup, sync=sync)}
+    times = {t.name: t for t in floor_rounds(steps, rounds=rounds, warmup=warmup, device=dev)}
     rows = [_row(t, times.get(f"reference-{t.name}"), reference_script is not None) for t in times.values()]
     readable = {k: three_places for k in rows[0] if k not in ("step", "matmul_calls")}
     click.echo(render(rows, fmt, readable))

@@ -20,6 +20,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
+from llsbench.profiling.timing import synchronize
+
 aten = torch.ops.aten
 MATMUL = frozenset({aten.convolution.default, aten.convolution_backward.default, aten.mm.default,
                     aten.addmm.default, aten.bmm.default, aten.baddbmm.default})
@@ -93,6 +95,12 @@ class KernelReplay:
         generator = torch.Generator().manual_seed(seed)
         self.calls = [call.prepared(generator) for call in calls if call.op in ops]
 
+    def only(self, ops: frozenset) -> "KernelReplay":
+        """The same prepared calls (the same tensors, no new memory), those of `ops` alone."""
+        subset = KernelReplay([], ops)
+        subset.calls = [call for call in self.calls if call[0] in ops]
+        return subset
+
     def __call__(self) -> None:
         for op, args, kwargs in self.calls:
             op(*args, **kwargs)
@@ -125,16 +133,16 @@ class FloorTimes:
                 "matmul_bn_share": matmul_bn / step, "rest_s": step - matmul_bn}
 
 
-def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
-    sync()
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    sync()
+    synchronize(device)
     return time.perf_counter() - start
 
 
 def floor_rounds(steps: dict[str, Callable[[], object]], *, rounds: int, warmup: int,
-                 sync: Callable[[], None] = lambda: None) -> list[FloorTimes]:
+                 device: torch.device = torch.device("cpu")) -> list[FloorTimes]:
     """Record each step's kernels (after `warmup` untimed rounds of steps), then `rounds` timed
     rounds: in each, every step and both replays of its kernels (matmul alone, matmul and batch
     norm) run once, the order turning by one per round."""
@@ -145,8 +153,8 @@ def floor_rounds(steps: dict[str, Callable[[], object]], *, rounds: int, warmup:
     for name, step in steps.items():
         calls = record_kernels(step)
         times[name] = FloorTimes(name, sum(call.op in MATMUL for call in calls))
-        jobs += [(name, "step", step), (name, "matmul", KernelReplay(calls, MATMUL)),
-                 (name, "matmul_bn", KernelReplay(calls, KERNELS))]
+        replay = KernelReplay(calls, KERNELS)
+        jobs += [(name, "step", step), (name, "matmul", replay.only(MATMUL)), (name, "matmul_bn", replay)]
     for _ in range(warmup):  # the replays' first runs (allocator, oneDNN primitives)
         for _, kind, fn in jobs:
             if kind != "step":
@@ -154,5 +162,5 @@ def floor_rounds(steps: dict[str, Callable[[], object]], *, rounds: int, warmup:
     for r in range(rounds):
         k = r % len(jobs)
         for name, kind, fn in jobs[k:] + jobs[:k]:
-            getattr(times[name], f"{kind}_s").append(_timed(fn, sync))
+            getattr(times[name], f"{kind}_s").append(_timed(fn, device))
     return list(times.values())

@@ -14,17 +14,18 @@ from llsbench.accelerate import Acceleration
 from llsbench.method import Method
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def timed_step(method: Method, x: torch.Tensor, y: torch.Tensor, acceleration: Acceleration = Acceleration()) -> float:
     """Seconds for one `method.step` (CUDA synchronised before reading either clock)."""
-    _sync(x.device)
+    synchronize(x.device)
     start = time.perf_counter()
     acceleration.step(method, x, y)
-    _sync(x.device)
+    synchronize(x.device)
     return time.perf_counter() - start
 
 
@@ -84,7 +85,7 @@ def round_robin(methods: dict[str, Method], batches: Iterator[tuple[torch.Tensor
     for r in range(warmup + steps):
         start = time.perf_counter()
         x, y = next(batches)
-        _sync(x.device)
+        synchronize(x.device)
         loading = time.perf_counter() - start
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
