@@ -76,7 +76,7 @@ FAKE_REFERENCE = textwrap.dedent("""
     import torch
     REF_CLASS = {"smallconv": "LLS_SmallConv"}
     def reference_step(model_name, mode, classes):
-        conv = torch.nn.Conv2d(1, 2, 3)
+        conv = torch.nn.Conv2d(3, 2, 3)
         def step(x, y):
             conv(x).sum().backward()
         return step
@@ -86,7 +86,7 @@ FAKE_REFERENCE = textwrap.dedent("""
 def test_the_command_sets_each_rule_against_its_kernels_and_the_reference(tmp_path):
     script = tmp_path / "ref.py"
     script.write_text(FAKE_REFERENCE)
-    args = ["floor", "--model", "smallconv", "--dataset", "digits", "--methods", "bp,lls", "--batch-size", "4",
+    args = ["floor", "--model", "smallconv", "--dataset", "cifar10", "--methods", "bp,lls", "--batch-size", "4",
             "--rounds", "1", "--warmup", "1", "--device", "cpu"]
     result = CliRunner().invoke(cli, [*args, "--reference-script", str(script)])
     assert result.exit_code == 0, result.output
@@ -103,3 +103,5 @@ def test_the_command_sets_each_rule_against_its_kernels_and_the_reference(tmp_pa
     assert "no model 'vgg8'; it has smallconv" in bad.output
     other = CliRunner().invoke(cli, [*args[:6], "dfa", *args[7:], "--reference-script", str(script)])
     assert "the reference has bp and lls only; --methods gave dfa" in other.output
+    grey = CliRunner().invoke(cli, [*args[:4], "mnist", *args[5:], "--reference-script", str(script)])
+    assert grey.exit_code != 0 and "3-channel inputs; --dataset gives 1" in grey.output

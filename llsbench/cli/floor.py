@@ -76,6 +76,9 @@ def _reference_steps(script: Path, model: str, names: list[str], num_classes: in
     reference code it imports, are loaded only here, when asked for)."""
     if x.device.type != "cpu":
         raise UserError(f"--reference-script: the reference code is CPU-patched; use --device cpu, not {x.device}")
+    if x.shape[1] != 3:
+        raise UserError(f"--reference-script: the script builds the reference for 3-channel inputs; "
+                        f"--dataset gives {x.shape[1]} (use cifar10, cifar100 or another RGB dataset)")
     wanted = [n for n in names if n in REFERENCE_MODES]
     if not wanted:
         raise UserError(f"--reference-script: the reference has bp and lls only; --methods gave {', '.join(names)}")
